@@ -1,0 +1,128 @@
+"""NHWC dense convolution (KxK and 1x1 pointwise) of int8/uint8 tensors into int32.
+
+Stages:
+  data_pad[n, y, x, ic]                  input padded with its zero point
+  data_vec[n, oh, ow, kh, kw, ic]        int16(data_pad[n, oh*sh + kh*dh, ow*sw + kw*dw, ic]) - zp_data
+  weight_vec[oc, kh, kw, ic]             int16(weight[oc, kh, kw, ic]) - zp_weight[oc]
+  conv[n, oh, ow, oc]                    sum_{kh, kw, ic} int32(data_vec) * int32(weight_vec)
+  output[n, oh, ow, oc]                  conv + bias
+Weights are OHWI, as TFLite stores them; `weight_vec` is where schedules re-layout them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tvm import te, tirx
+
+from . import params as P
+from .spec import QuantConvSpec
+from .stages import add_bias, pad_data, placeholders, to_prim_func, widen_data, widen_weight
+
+OP_NAME = "conv2d_nhwc"
+
+
+@dataclass(frozen=True)
+class Conv2DSpec(QuantConvSpec):
+    """A validated dense conv layer with `out_channels` OHWI filters."""
+
+    channels_out: int = 1
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels_out
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.channels_out, *self.kernel, self.data_shape[3])
+
+    @property
+    def macs(self) -> int:
+        n, oh, ow, oc = self.out_shape
+        return n * oh * ow * oc * self.kernel[0] * self.kernel[1] * self.data_shape[3]
+
+    def prim_func(self) -> tirx.PrimFunc:
+        return _build(self)
+
+
+def conv_spec(
+    data_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+    padding: P.PaddingArg = "VALID",
+    data_dtype: str = "int8",
+    weight_dtype: str = "int8",
+    data_zero_point: int = 0,
+    weight_zero_point: int | Sequence[int] = 0,
+) -> Conv2DSpec:
+    """Validate a dense conv layer given as TFLite describes it (weights OHWI)."""
+    data_shape = P.check_positive_ints("data_shape", data_shape, 4)
+    weight_shape = P.check_positive_ints("weight_shape", weight_shape, 4)
+    if weight_shape[3] != data_shape[3]:
+        raise ValueError(
+            f"weight_shape: OHWI weights need I = input channels ({data_shape[3]}), got {weight_shape}"
+        )
+    kernel = weight_shape[1:3]
+    stride = P.pair("stride", stride)
+    dilation = P.pair("dilation", dilation)
+    data_dtype = P.check_dtype("data_dtype", data_dtype)
+    weight_dtype = P.check_dtype("weight_dtype", weight_dtype)
+    pad = P.resolve_padding(padding, data_shape[1:3], kernel, stride, dilation)
+    P.output_size(data_shape[1], pad.top, pad.bottom, kernel[0], stride[0], dilation[0], "height")
+    P.output_size(data_shape[2], pad.left, pad.right, kernel[1], stride[1], dilation[1], "width")
+    return Conv2DSpec(
+        data_shape=data_shape,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        padding=pad,
+        data_dtype=data_dtype,
+        weight_dtype=weight_dtype,
+        data_zero_point=P.check_zero_point("data_zero_point", data_zero_point, data_dtype),
+        weight_zero_point=P.check_weight_zero_point(
+            "weight_zero_point", weight_zero_point, weight_dtype, weight_shape[0]
+        ),
+        channels_out=weight_shape[0],
+    )
+
+
+def conv2d_nhwc(data_shape: Sequence[int], weight_shape: Sequence[int], **kwargs) -> tirx.PrimFunc:
+    """PrimFunc `(data, weight, bias[, weight_zero_point], output)`; see `conv_spec` for kwargs."""
+    return conv_spec(data_shape, weight_shape, **kwargs).prim_func()
+
+
+def _build(spec: Conv2DSpec) -> tirx.PrimFunc:
+    n, _, _, cin = spec.data_shape
+    kh_, kw_ = spec.kernel
+    (sh, sw), (dh, dw) = spec.stride, spec.dilation
+    oh_, ow_ = spec.out_hw
+
+    data, weight, bias, weight_zp = placeholders(spec)
+    data_pad = pad_data(spec, data)
+    data_vec = te.compute(
+        (n, oh_, ow_, kh_, kw_, cin),
+        lambda b, y, x, i, j, c: widen_data(spec, data_pad[b, y * sh + i * dh, x * sw + j * dw, c]),
+        name="data_vec",
+    )
+    weight_vec = te.compute(
+        (spec.out_channels, kh_, kw_, cin),
+        lambda o, i, j, c: widen_weight(weight_zp, spec, weight[o, i, j, c], o),
+        name="weight_vec",
+    )
+    ki = te.reduce_axis((0, kh_), name="kh")
+    kj = te.reduce_axis((0, kw_), name="kw")
+    kc = te.reduce_axis((0, cin), name="ic")
+    conv = te.compute(
+        (n, oh_, ow_, spec.out_channels),
+        lambda b, y, x, o: te.sum(
+            data_vec[b, y, x, ki, kj, kc].astype("int32") * weight_vec[o, ki, kj, kc].astype("int32"),
+            axis=[ki, kj, kc],
+        ),
+        name="conv",
+    )
+    output = add_bias(spec, lambda b, y, x, o: conv[b, y, x, o], bias)
+    args = [data, weight, bias] + ([weight_zp] if weight_zp is not None else []) + [output]
+    return to_prim_func(spec, OP_NAME, args)

@@ -1,0 +1,70 @@
+"""TE stages both workloads share: the padded input, the widening casts, the bias epilogue.
+
+Stage names are part of the contract with the schedules: `data_pad`, `data_vec`, `weight_vec`,
+`conv`, `output`.
+"""
+
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from .spec import QuantConvSpec
+
+
+def placeholders(spec: QuantConvSpec) -> tuple[te.Tensor, te.Tensor, te.Tensor, te.Tensor | None]:
+    data = te.placeholder(spec.data_shape, spec.data_dtype, name="data")
+    weight = te.placeholder(spec.weight_shape, spec.weight_dtype, name="weight")
+    bias = te.placeholder((spec.out_channels,), "int32", name="bias")
+    weight_zp = (
+        te.placeholder((spec.out_channels,), "int32", name="weight_zero_point")
+        if spec.per_channel_weight_zp
+        else None
+    )
+    return data, weight, bias, weight_zp
+
+
+def pad_data(spec: QuantConvSpec, data: te.Tensor) -> te.Tensor:
+    """Pad with the data zero point, so padded taps contribute exactly zero after subtraction."""
+    n, h, w, c = spec.data_shape
+    p = spec.padding
+    fill = tirx.const(spec.data_zero_point, spec.data_dtype)
+
+    def body(b, y, x, ch):
+        inside = tirx.all(y >= p.top, y < p.top + h, x >= p.left, x < p.left + w)
+        return tirx.if_then_else(inside, data[b, y - p.top, x - p.left, ch], fill)
+
+    return te.compute((n, h + p.top + p.bottom, w + p.left + p.right, c), body, name="data_pad")
+
+
+def widen_data(spec: QuantConvSpec, value: tirx.PrimExpr) -> tirx.PrimExpr:
+    """`int16(x) - zp`: exact for every int8/uint8 value and zero point."""
+    return value.astype("int16") - tirx.const(spec.data_zero_point, "int16")
+
+
+def widen_weight(weight_zp: te.Tensor | None, spec: QuantConvSpec, value: tirx.PrimExpr,
+                 out_channel: tirx.PrimExpr) -> tirx.PrimExpr:
+    zp = (
+        weight_zp[out_channel].astype("int16")
+        if weight_zp is not None
+        else tirx.const(spec.weight_zero_point, "int16")
+    )
+    return value.astype("int16") - zp
+
+
+def add_bias(spec: QuantConvSpec, acc, bias: te.Tensor) -> te.Tensor:
+    """`output[n, oh, ow, oc] = acc(n, oh, ow, oc) + bias[oc]`, acc a callable on indices."""
+    return te.compute(
+        spec.out_shape, lambda b, y, x, oc: acc(b, y, x, oc) + bias[oc], name="output"
+    )
+
+
+def to_prim_func(spec: QuantConvSpec, op_name: str, tensors: list[te.Tensor]) -> tirx.PrimFunc:
+    func = te.create_prim_func(tensors)
+    return func.with_attrs(
+        {
+            "global_symbol": op_name,
+            # The key TVM 0.27 honours; "tir.noalias" is silently ignored.
+            "tirx.noalias": True,
+            "tir_armq.op": op_name,
+        }
+    )
