@@ -10,6 +10,8 @@ from tvm import te, tirx
 
 from .spec import QuantConvSpec
 
+STAGES = ("data_pad", "data_vec", "weight_vec", "conv", "output")
+
 
 def placeholders(spec: QuantConvSpec) -> tuple[te.Tensor, te.Tensor, te.Tensor, te.Tensor | None]:
     data = te.placeholder(spec.data_shape, spec.data_dtype, name="data")

@@ -1,0 +1,36 @@
+"""AArch64 NEON MAC intrinsics: int16 x int16 -> int32 widening multiply-accumulate.
+
+| name                                    | computes                        | lowers to              |
+|-----------------------------------------|---------------------------------|------------------------|
+| aarch64_neon_smlal_4h_i16i16i32         | 4 lanes, C += A * B             | SMLAL .4s, .4h, .4h    |
+| aarch64_neon_smlal2_8h_i16i16i32        | 8 lanes, C += A * B             | SMLAL + SMLAL2 (.8h)   |
+| aarch64_neon_smlal_lane_4x8_i16i16i32   | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x SMLAL/SMLAL2 .h[k] |
+LLVM folds `acc + smull(a, b)` into SMLAL and selects SMLAL2 when both operands are high halves
+of 128-bit registers; the by-element form comes from the lane splat of a loaded int16x4.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+from tvm.ir import Expr
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+
+SMLAL_4H_I16I16I32 = "aarch64_neon_smlal_4h_i16i16i32"
+SMLAL2_8H_I16I16I32 = "aarch64_neon_smlal2_8h_i16i16i32"
+SMLAL_LANE_4X8_I16I16I32 = "aarch64_neon_smlal_lane_4x8_i16i16i32"
+
+
+def smull_4s(a: Expr, b: Expr) -> Expr:
+    return T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.smull.v4i32", a, b)
+
+
+TensorIntrin.register(SMLAL_4H_I16I16I32, mac_desc(4), mac_impl(4, smull_4s))
+TensorIntrin.register(SMLAL2_8H_I16I16I32, mac_desc(8), mac_impl(8, smull_4s))
+TensorIntrin.register(SMLAL_LANE_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lane_impl(4, 8, smull_4s))
+
+# What a schedule asks for, by shape: elementwise MAC of `lanes`, by-element MAC of (k, lanes).
+MAC = {4: SMLAL_4H_I16I16I32, 8: SMLAL2_8H_I16I16I32}
+MAC_LANE = {(4, 8): SMLAL_LANE_4X8_I16I16I32}

@@ -1,0 +1,29 @@
+"""Portable implementations of the MAC intrinsics (plain vector casts), for the host.
+
+Same names' shapes and semantics as the NEON modules, so the very schedules that tensorize with
+SMLAL/VMLAL on a board also build and run on an x86 host, where tests check them fastest.
+"""
+
+from __future__ import annotations
+
+from tvm.ir import Expr
+from tvm.s_tir import TensorIntrin
+from tvm.script import tirx as T
+
+from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+
+MAC_4_I16I16I32 = "generic_mac_4_i16i16i32"
+MAC_8_I16I16I32 = "generic_mac_8_i16i16i32"
+MAC_LANE_4X8_I16I16I32 = "generic_mac_lane_4x8_i16i16i32"
+
+
+def mul_4(a: Expr, b: Expr) -> Expr:
+    return T.Cast("int32x4", a) * T.Cast("int32x4", b)
+
+
+TensorIntrin.register(MAC_4_I16I16I32, mac_desc(4), mac_impl(4, mul_4))
+TensorIntrin.register(MAC_8_I16I16I32, mac_desc(8), mac_impl(8, mul_4))
+TensorIntrin.register(MAC_LANE_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lane_impl(4, 8, mul_4))
+
+MAC = {4: MAC_4_I16I16I32, 8: MAC_8_I16I16I32}
+MAC_LANE = {(4, 8): MAC_LANE_4X8_I16I16I32}

@@ -1,0 +1,65 @@
+"""Steps both default schedules share."""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+
+from ..workloads.stages import STAGES
+
+
+def is_workload(func: tirx.PrimFunc, op_name: str) -> bool:
+    """A rule's gate: the PrimFunc was built by our workload `op_name` and keeps its stages."""
+    if func.attrs is None or func.attrs.get("tir_armq.op") != op_name:
+        return False
+    sch = s_tir.Schedule(func)
+    try:
+        for name in STAGES:
+            sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - a missing stage means "not ours", as in dlight rules
+        return False
+    return True
+
+
+def pad_iterations(sch: s_tir.Schedule, multiples: dict[int, int]) -> tuple[str, str, str]:
+    """Pad `conv`'s iteration axes (index -> multiple), e.g. channels to the vector width.
+
+    Returns the names of the materialised data stage, the weight stage and the conv buffer's
+    writer after padding. pad_einsum adds padded copies around `conv`; inlining the unpadded
+    stages into them keeps the seed's stage count, with zeros in the padded lanes, so the
+    tensorized loop never needs a predicate or a scalar tail.
+    """
+    conv = sch.get_sblock("conv")
+    extents = [int(loop_extent(sch, loop)) for loop in sch.get_loops(conv)]
+    padding = [1] * len(extents)
+    needed = False
+    for axis, multiple in multiples.items():
+        padding[axis] = multiple
+        needed |= extents[axis] % multiple != 0
+    if not needed:
+        return "data_vec", "weight_vec", "conv"
+    sch.pad_einsum(conv, padding)
+    for name in ("data_vec", "weight_vec"):
+        if _has_block(sch, f"{name}_pad"):
+            sch.compute_inline(name)
+    if _has_block(sch, "conv_pad"):
+        # conv_pad copies the valid region back; the epilogue reads the padded buffer directly.
+        sch.compute_inline("conv_pad")
+    data = "data_vec_pad" if _has_block(sch, "data_vec_pad") else "data_vec"
+    weight = "weight_vec_pad" if _has_block(sch, "weight_vec_pad") else "weight_vec"
+    return data, weight, "conv"
+
+
+def loop_extent(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> int:
+    return int(sch.get(loop).extent)
+
+
+def _has_block(sch: s_tir.Schedule, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+        return True
+    except Exception:  # noqa: BLE001 - get_sblock raises a ScheduleError subclass per TVM build
+        return False
+
+
+def vectorize_innermost(sch: s_tir.Schedule, block: str | s_tir.schedule.SBlockRV) -> None:
+    sch.vectorize(sch.get_loops(block)[-1])

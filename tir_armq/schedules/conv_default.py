@@ -1,0 +1,59 @@
+"""The seed's dense conv schedule as a dlight-style rule: a GEMM-like inner step tensorized with the
+by-element MAC (SMLAL/SMLAL2 .h[k] on AArch64, VMLAL.S16 d[k] on ARMv7).
+
+Loop nest:  n, oh, ow, oc//8, kh, kw, ic//4, [oc%8 x ic%4: one by-element MAC intrinsic]
+Layouts:    weight_vec (OC//8, KH, KW, IC, 8); data_vec per output pixel (KH, KW, IC)
+Placement:  data_pad inlined into data_vec, data_vec computed per output pixel (reused by every
+            output-channel tile), weights widened once at the root, bias added per output pixel.
+Channel counts that are not multiples of 8 (out) or 4 (in), like the first layer's 3 input
+channels, are padded with zeros inside the schedule.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.base import ScheduleRule
+from tvm.target import Target
+
+from .. import intrinsics
+from ..workloads.conv import OP_NAME
+from .common import is_workload, pad_iterations
+
+# conv's loops: n, oh, ow, oc, kh, kw, ic
+_OC, _IC = 3, 6
+LANES, K = 8, 4
+
+
+class ConvDefault(ScheduleRule):
+    """Seed template: 8 output channels in the lanes, 4 input channels per intrinsic call."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        if not is_workload(func, OP_NAME):
+            return None
+        mac = intrinsics.for_target(target).MAC_LANE[(K, LANES)]
+        sch = s_tir.Schedule(func)
+        data, weight, conv = pad_iterations(sch, {_OC: LANES, _IC: K})
+        sch.transform_layout(weight, ("write", 0), lambda o, i, j, c: (o // LANES, i, j, c, o % LANES))
+        ow, kh, oci = self._loop_nest(sch, conv)
+        self._place_stages(sch, data, ow)
+        self._tensorize(sch, conv, kh, oci, mac)
+        return sch
+
+    def _loop_nest(self, sch: s_tir.Schedule, conv: str):
+        n, oh, ow, oc, kh, kw, ic = sch.get_loops(conv)
+        oco, oci = sch.split(oc, [None, LANES])
+        ico, ici = sch.split(ic, [None, K])
+        sch.reorder(n, oh, ow, oco, kh, kw, ico, oci, ici)
+        return ow, kh, oci
+
+    def _place_stages(self, sch: s_tir.Schedule, data: str, ow) -> None:
+        sch.compute_inline("data_pad")
+        sch.compute_at(sch.get_sblock(data), ow)
+        sch.reverse_compute_at("output", ow)
+        sch.vectorize(sch.get_loops("output")[-1])
+
+    def _tensorize(self, sch: s_tir.Schedule, conv: str, kh, oci, mac: str) -> None:
+        outer = sch.blockize(oci)
+        sch.decompose_reduction(outer, kh)
+        sch.vectorize(sch.get_loops(f"{conv}_init")[-1])
+        sch.tensorize(outer, mac)

@@ -1,0 +1,71 @@
+"""The seed's depthwise schedule (TVM PR #4277) as a dlight-style rule, tensorized with SMLAL/VMLAL.
+
+Loop nest:  n, oh, ow, c//VC, m, kh, kw, [c%VC: one MAC intrinsic]
+Layouts:    data_vec (N, OH, OW, C//VC, KH, KW, VC), weight_vec (C//VC, M, KH, KW, VC)
+Placement:  data_pad inlined into data_vec, data_vec computed per channel tile, weights widened
+            once at the root, bias added per output pixel.
+No tunable decisions here: this is the reference point the search space (a later rule) starts from.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.base import ScheduleRule
+from tvm.target import Target
+
+from .. import intrinsics
+from ..workloads.depthwise import OP_NAME
+from .common import is_workload, pad_iterations
+
+# conv's loops: n, oh, ow, c, m, kh, kw
+_C = 3
+
+
+class DepthwiseDefault(ScheduleRule):
+    """Seed template with a channel tile of `lanes` (4 or 8; 8 gives SMLAL + SMLAL2)."""
+
+    def __init__(self, lanes: int = 8) -> None:
+        if lanes not in (4, 8):
+            raise ValueError(f"lanes: the default depthwise schedule takes 4 or 8, got {lanes}")
+        self.lanes = lanes
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        if not is_workload(func, OP_NAME):
+            return None
+        mac = intrinsics.for_target(target).MAC[self.lanes]
+        sch = s_tir.Schedule(func)
+        data, weight, conv = pad_iterations(sch, {_C: self.lanes})
+        self._seed_layouts(sch, data, weight, conv)
+        ow, co, kh, ci = self._loop_nest(sch, conv)
+        self._place_stages(sch, data, co, ow)
+        self._tensorize(sch, conv, kh, ci, mac)
+        return sch
+
+    def _seed_layouts(self, sch: s_tir.Schedule, data: str, weight: str, conv: str) -> None:
+        vc = self.lanes
+        sch.transform_layout(data, ("write", 0), lambda n, h, w, c, i, j: (n, h, w, c // vc, i, j, c % vc))
+        sch.transform_layout(weight, ("write", 0), lambda c, m, i, j: (c // vc, m, i, j, c % vc))
+        sch.transform_layout(conv, ("write", 0), lambda n, h, w, c, m: (n, h, w, c // vc, m, c % vc))
+
+    def _loop_nest(self, sch: s_tir.Schedule, conv: str):
+        n, oh, ow, c, m, kh, kw = sch.get_loops(conv)
+        co, ci = sch.split(c, [None, self.lanes])
+        sch.reorder(n, oh, ow, co, m, kh, kw, ci)
+        return ow, co, kh, ci
+
+    def _place_stages(self, sch: s_tir.Schedule, data: str, co, ow) -> None:
+        sch.compute_inline("data_pad")
+        sch.compute_at(sch.get_sblock(data), co)
+        # The stage's own loops are (c%VC, kh, kw): put the channels innermost and vectorize them.
+        c, i, j = sch.get_loops(data)[-3:]
+        sch.reorder(i, j, c)
+        sch.vectorize(c)
+        sch.reverse_compute_at("output", ow)
+        sch.vectorize(sch.get_loops("output")[-1])
+
+    def _tensorize(self, sch: s_tir.Schedule, conv: str, kh, ci, mac: str) -> None:
+        outer = sch.blockize(ci)
+        sch.decompose_reduction(outer, kh)
+        # The zero-init of the tile stays a loop inside the decomposed block: one vector store.
+        sch.vectorize(sch.get_loops(f"{conv}_init")[-1])
+        sch.tensorize(outer, mac)
