@@ -57,3 +57,12 @@ def conv2d_nhwc(spec: Conv2DSpec, data: np.ndarray, weight: np.ndarray, bias: np
 def _to_int32(acc: np.ndarray) -> np.ndarray:
     # int32 accumulation wraps on overflow, as the kernels' SMLAL does; realistic layers never get near.
     return acc.astype(np.int32)
+
+
+def reference_output(spec: QuantConvSpec, data: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The int32 output of whichever workload `spec` describes."""
+    if isinstance(spec, DepthwiseConv2DSpec):
+        return depthwise_conv2d_nhwc(spec, data, weight, bias)
+    if isinstance(spec, Conv2DSpec):
+        return conv2d_nhwc(spec, data, weight, bias)
+    raise TypeError(f"spec: no reference for {type(spec).__name__}")

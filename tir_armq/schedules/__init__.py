@@ -1,1 +1,24 @@
-"""tir_armq."""
+"""Schedule rules: each inspects a PrimFunc and returns a Schedule, or None when it is not its op."""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.target import Target
+
+from .conv_default import ConvDefault
+from .depthwise_default import DepthwiseDefault
+
+DEFAULT_RULES = (DepthwiseDefault(), ConvDefault())
+
+
+def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
+    """The first default rule that accepts `func`; a clear error when none does."""
+    for rule in DEFAULT_RULES:
+        sch = rule.apply(func, target, False)
+        if sch is not None:
+            return sch
+    op = func.attrs.get("tir_armq.op") if func.attrs is not None else None
+    raise ValueError(f"func: no default schedule for {op or 'a PrimFunc not built by tir_armq.workloads'}")
+
+
+__all__ = ["ConvDefault", "DepthwiseDefault", "DEFAULT_RULES", "default_schedule"]

@@ -61,5 +61,11 @@ def _has_block(sch: s_tir.Schedule, name: str) -> bool:
         return False
 
 
-def vectorize_innermost(sch: s_tir.Schedule, block: str | s_tir.schedule.SBlockRV) -> None:
-    sch.vectorize(sch.get_loops(block)[-1])
+def vectorize_below(sch: s_tir.Schedule, block: str, anchor: s_tir.schedule.LoopRV) -> None:
+    """Vectorize the innermost loop `block` has below `anchor`, if any: compute-at drops unit
+    loops, so a stage placed under `anchor` may have none of its own left."""
+    loops = sch.get_loops(block)
+    anchor_stmt = sch.get(anchor)
+    depth = next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(anchor_stmt))
+    if len(loops) > depth + 1:
+        sch.vectorize(loops[-1])

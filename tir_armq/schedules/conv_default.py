@@ -17,7 +17,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.conv import OP_NAME
-from .common import is_workload, pad_iterations
+from .common import is_workload, pad_iterations, vectorize_below
 
 # conv's loops: n, oh, ow, oc, kh, kw, ic
 _OC, _IC = 3, 6
@@ -49,8 +49,9 @@ class ConvDefault(ScheduleRule):
     def _place_stages(self, sch: s_tir.Schedule, data: str, ow) -> None:
         sch.compute_inline("data_pad")
         sch.compute_at(sch.get_sblock(data), ow)
+        vectorize_below(sch, data, ow)
         sch.reverse_compute_at("output", ow)
-        sch.vectorize(sch.get_loops("output")[-1])
+        vectorize_below(sch, "output", ow)
 
     def _tensorize(self, sch: s_tir.Schedule, conv: str, kh, oci, mac: str) -> None:
         outer = sch.blockize(oci)

@@ -15,7 +15,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.depthwise import OP_NAME
-from .common import is_workload, pad_iterations
+from .common import is_workload, pad_iterations, vectorize_below
 
 # conv's loops: n, oh, ow, c, m, kh, kw
 _C = 3
@@ -37,13 +37,13 @@ class DepthwiseDefault(ScheduleRule):
         data, weight, conv = pad_iterations(sch, {_C: self.lanes})
         self._seed_layouts(sch, data, weight, conv)
         ow, co, kh, ci = self._loop_nest(sch, conv)
-        self._place_stages(sch, data, co, ow)
+        self._place_stages(sch, data, co, ow, conv)
         self._tensorize(sch, conv, kh, ci, mac)
         return sch
 
     def _seed_layouts(self, sch: s_tir.Schedule, data: str, weight: str, conv: str) -> None:
         vc = self.lanes
-        sch.transform_layout(data, ("write", 0), lambda n, h, w, c, i, j: (n, h, w, c // vc, i, j, c % vc))
+        sch.transform_layout(data, ("write", 0), lambda n, h, w, i, j, c: (n, h, w, c // vc, i, j, c % vc))
         sch.transform_layout(weight, ("write", 0), lambda c, m, i, j: (c // vc, m, i, j, c % vc))
         sch.transform_layout(conv, ("write", 0), lambda n, h, w, c, m: (n, h, w, c // vc, m, c % vc))
 
@@ -53,15 +53,13 @@ class DepthwiseDefault(ScheduleRule):
         sch.reorder(n, oh, ow, co, m, kh, kw, ci)
         return ow, co, kh, ci
 
-    def _place_stages(self, sch: s_tir.Schedule, data: str, co, ow) -> None:
+    def _place_stages(self, sch: s_tir.Schedule, data: str, co, ow, conv: str) -> None:
         sch.compute_inline("data_pad")
         sch.compute_at(sch.get_sblock(data), co)
-        # The stage's own loops are (c%VC, kh, kw): put the channels innermost and vectorize them.
-        c, i, j = sch.get_loops(data)[-3:]
-        sch.reorder(i, j, c)
-        sch.vectorize(c)
+        # The stage iterates (kh, kw, c): its innermost loop is the VC channels of the tile.
+        vectorize_below(sch, data, co)
         sch.reverse_compute_at("output", ow)
-        sch.vectorize(sch.get_loops("output")[-1])
+        vectorize_below(sch, "output", ow)
 
     def _tensorize(self, sch: s_tir.Schedule, conv: str, kh, ci, mac: str) -> None:
         outer = sch.blockize(ci)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from tvm import te, tirx
 
@@ -27,6 +28,7 @@ OP_NAME = "conv2d_nhwc"
 class Conv2DSpec(QuantConvSpec):
     """A validated dense conv layer with `out_channels` OHWI filters."""
 
+    op_name: ClassVar[str] = OP_NAME
     channels_out: int = 1
 
     @property

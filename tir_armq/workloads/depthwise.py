@@ -2,7 +2,7 @@
 
 Stages (the seed's structure):
   data_pad[n, y, x, c]                 input padded with its zero point
-  data_vec[n, oh, ow, c, kh, kw]       int16(data_pad[n, oh*sh + kh*dh, ow*sw + kw*dw, c]) - zp_data
+  data_vec[n, oh, ow, kh, kw, c]       int16(data_pad[n, oh*sh + kh*dh, ow*sw + kw*dw, c]) - zp_data
   weight_vec[c, m, kh, kw]             int16(weight[0, kh, kw, c*M + m]) - zp_weight[c*M + m]
   conv[n, oh, ow, c, m]                sum_{kh, kw} int32(data_vec) * int32(weight_vec)
   output[n, oh, ow, c*M + m]           conv + bias
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from tvm import te, tirx
 
@@ -30,6 +31,7 @@ OP_NAME = "depthwise_conv2d_nhwc"
 class DepthwiseConv2DSpec(QuantConvSpec):
     """A validated depthwise layer; `multiplier` is TFLite's depth multiplier M."""
 
+    op_name: ClassVar[str] = OP_NAME
     multiplier: int = 1
 
     @property
@@ -106,8 +108,8 @@ def _build(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
     data, weight, bias, weight_zp = placeholders(spec)
     data_pad = pad_data(spec, data)
     data_vec = te.compute(
-        (n, oh_, ow_, channels, kh_, kw_),
-        lambda b, y, x, c, i, j: widen_data(spec, data_pad[b, y * sh + i * dh, x * sw + j * dw, c]),
+        (n, oh_, ow_, kh_, kw_, channels),
+        lambda b, y, x, i, j, c: widen_data(spec, data_pad[b, y * sh + i * dh, x * sw + j * dw, c]),
         name="data_vec",
     )
     weight_vec = te.compute(
@@ -120,7 +122,7 @@ def _build(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
     conv = te.compute(
         (n, oh_, ow_, channels, mult),
         lambda b, y, x, c, m: te.sum(
-            data_vec[b, y, x, c, ki, kj].astype("int32") * weight_vec[c, m, ki, kj].astype("int32"),
+            data_vec[b, y, x, ki, kj, c].astype("int32") * weight_vec[c, m, ki, kj].astype("int32"),
             axis=[ki, kj],
         ),
         name="conv",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -26,6 +27,8 @@ class QuantConvSpec:
     weight_dtype: str
     data_zero_point: int
     weight_zero_point: int | tuple[int, ...]
+
+    op_name: ClassVar[str]  # the PrimFunc's global symbol, and the op its schedule rule accepts
 
     @property
     def out_channels(self) -> int:

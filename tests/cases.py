@@ -1,0 +1,135 @@
+"""Test cases for both workloads: one table of awkward layers, and hypothesis strategies.
+
+A case is a validated spec plus its inputs; every test (host, board, ARMv7, codegen) draws from
+here, so adding a shape here adds it everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from tir_armq.reference import reference_output
+from tir_armq.workloads import QuantConvSpec, conv_spec, depthwise_spec
+from tir_armq.workloads.params import dtype_range
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: QuantConvSpec
+    seed: int
+    extreme_values: bool = False
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """data, weight, bias: uniform over each dtype's range, or only its two end points."""
+        rng = np.random.default_rng(self.seed)
+
+        def draw(shape, dtype):
+            lo, hi = dtype_range(dtype)
+            if self.extreme_values:
+                return rng.choice(np.array([lo, hi], dtype=dtype), size=shape)
+            return rng.integers(lo, hi, size=shape, endpoint=True, dtype=dtype)
+
+        data = draw(self.spec.data_shape, self.spec.data_dtype)
+        weight = draw(self.spec.weight_shape, self.spec.weight_dtype)
+        bias = rng.integers(-(1 << 20), 1 << 20, size=self.spec.out_channels, dtype=np.int32)
+        return data, weight, bias
+
+    def __repr__(self) -> str:  # shown by hypothesis and pytest on failure
+        return f"Case({self.spec!r}, seed={self.seed}, extreme_values={self.extreme_values})"
+
+
+# Named layers that must always pass: one per awkward property of the issue, plus MobileNet's own.
+DEPTHWISE_TABLE = {
+    "mnv2_3x3_s1": dict(data_shape=(1, 8, 8, 32), weight_shape=(1, 3, 3, 32), padding="SAME"),
+    "c100_not_multiple_of_8": dict(data_shape=(1, 6, 5, 100), weight_shape=(1, 3, 3, 100), padding="SAME"),
+    "stride2_same": dict(data_shape=(1, 9, 10, 24), weight_shape=(1, 3, 3, 24), stride=2, padding="SAME"),
+    "dilation2": dict(data_shape=(1, 9, 9, 16), weight_shape=(1, 3, 3, 16), dilation=2, padding="SAME"),
+    "multiplier2": dict(data_shape=(1, 7, 7, 12), weight_shape=(1, 3, 3, 24), padding="SAME"),
+    "5x5_stride2": dict(data_shape=(1, 11, 11, 40), weight_shape=(1, 5, 5, 40), stride=2, padding="SAME"),
+    "uint8_asymmetric": dict(
+        data_shape=(1, 6, 6, 20), weight_shape=(1, 3, 3, 20), padding="SAME",
+        data_dtype="uint8", weight_dtype="uint8", data_zero_point=255, weight_zero_point=0,
+    ),
+    "int8_extreme_zp_per_channel": dict(
+        data_shape=(1, 5, 7, 8), weight_shape=(1, 3, 3, 16), padding=(2, 0, 1, 2),
+        data_zero_point=-128, weight_zero_point=[127, -128] * 8,
+    ),
+}
+CONV_TABLE = {
+    "pointwise_1x1": dict(data_shape=(1, 6, 6, 32), weight_shape=(24, 1, 1, 32)),
+    "first_layer_3x3_s2_cin3": dict(data_shape=(1, 11, 11, 3), weight_shape=(16, 3, 3, 3), stride=2, padding="SAME"),
+    "oc_ic_not_multiples": dict(data_shape=(1, 5, 6, 10), weight_shape=(13, 3, 3, 10), padding="SAME"),
+    "5x5_dilation2": dict(data_shape=(1, 12, 12, 8), weight_shape=(8, 5, 5, 8), dilation=2, padding="SAME"),
+    "uint8_asymmetric": dict(
+        data_shape=(1, 5, 5, 16), weight_shape=(16, 1, 1, 16),
+        data_dtype="uint8", weight_dtype="uint8", data_zero_point=0, weight_zero_point=255,
+    ),
+}
+
+
+def table_cases() -> list[tuple[str, Case]]:
+    """(id, case) for every named layer, ids prefixed by the op."""
+    cases = [(f"dw-{k}", Case(depthwise_spec(**v), seed=i)) for i, (k, v) in enumerate(DEPTHWISE_TABLE.items())]
+    cases += [(f"conv-{k}", Case(conv_spec(**v), seed=i)) for i, (k, v) in enumerate(CONV_TABLE.items())]
+    return cases
+
+
+@st.composite
+def _common(draw, max_hw: int):
+    kernel = (draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 3, 5])))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.one_of(st.sampled_from(["SAME", "VALID"]), st.tuples(*[st.integers(0, 2)] * 4)))
+    # Large enough for the dilated kernel even with VALID padding.
+    min_hw = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    hw = (draw(st.integers(min_hw[0], max(min_hw[0], max_hw))), draw(st.integers(min_hw[1], max(min_hw[1], max_hw))))
+    data_dtype = draw(st.sampled_from(["int8", "uint8"]))
+    weight_dtype = draw(st.sampled_from(["int8", "uint8"]))
+    data_zp = draw(_zero_point(data_dtype))
+    return dict(kernel=kernel, stride=stride, dilation=dilation, padding=padding, hw=hw,
+                data_dtype=data_dtype, weight_dtype=weight_dtype, data_zp=data_zp)
+
+
+def _zero_point(dtype: str) -> st.SearchStrategy[int]:
+    lo, hi = dtype_range(dtype)
+    return st.one_of(st.sampled_from([lo, hi, 0 if lo < 0 else 128]), st.integers(lo, hi))
+
+
+def _weight_zero_point(draw, dtype: str, channels: int):
+    if draw(st.booleans()):
+        return draw(_zero_point(dtype))
+    return draw(st.lists(_zero_point(dtype), min_size=channels, max_size=channels))
+
+
+@st.composite
+def depthwise_cases(draw, max_hw: int = 9, max_c: int = 36) -> Case:
+    c = draw(_common(max_hw))
+    channels = draw(st.one_of(st.integers(1, max_c), st.just(100)))
+    mult = draw(st.sampled_from([1, 1, 2, 3]))
+    spec = depthwise_spec(
+        (draw(st.integers(1, 2)), *c["hw"], channels), (1, *c["kernel"], channels * mult),
+        stride=c["stride"], dilation=c["dilation"], padding=c["padding"],
+        data_dtype=c["data_dtype"], weight_dtype=c["weight_dtype"], data_zero_point=c["data_zp"],
+        weight_zero_point=_weight_zero_point(draw, c["weight_dtype"], channels * mult),
+    )
+    return Case(spec, seed=draw(st.integers(0, 2**32 - 1)), extreme_values=draw(st.booleans()))
+
+
+@st.composite
+def conv_cases(draw, max_hw: int = 8, max_c: int = 24) -> Case:
+    c = draw(_common(max_hw))
+    cin, cout = draw(st.integers(1, max_c)), draw(st.integers(1, max_c))
+    spec = conv_spec(
+        (draw(st.integers(1, 2)), *c["hw"], cin), (cout, *c["kernel"], cin),
+        stride=c["stride"], dilation=c["dilation"], padding=c["padding"],
+        data_dtype=c["data_dtype"], weight_dtype=c["weight_dtype"], data_zero_point=c["data_zp"],
+        weight_zero_point=_weight_zero_point(draw, c["weight_dtype"], cout),
+    )
+    return Case(spec, seed=draw(st.integers(0, 2**32 - 1)), extreme_values=draw(st.booleans()))
+
+
+def reference(case: Case) -> np.ndarray:
+    return reference_output(case.spec, *case.inputs())
