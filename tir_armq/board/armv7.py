@@ -106,7 +106,8 @@ def run_armv7(
     for i, arr in enumerate(arrays):
         if not isinstance(arr, np.ndarray) or arr.dtype not in SUPPORTED_DTYPES:
             got = getattr(arr, "dtype", type(arr).__name__)
-            raise TypeError(f"run_armv7: array #{i} has dtype {got}; supported: {list(SUPPORTED_DTYPES.values())}")
+            supported = list(SUPPORTED_DTYPES.values())
+            raise TypeError(f"run_armv7: array #{i} has dtype {got}; supported: {supported}")
     harness = build_harness()
     qemu = _require_tool(QEMU)
 
@@ -128,7 +129,9 @@ def run_armv7(
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as e:
-            raise Armv7Error(f"qemu-arm timed out after {timeout} s running {func_name}:\n{e.stderr}") from None
+            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
+            msg = f"qemu-arm timed out after {timeout} s running {func_name}:\n{err}"
+            raise Armv7Error(msg) from None
         if proc.returncode != 0:
             how = f"exit code {proc.returncode}"
             if proc.returncode < 0:  # qemu-user re-raises the guest's fatal signal (SIGBUS, SIGILL, ...)

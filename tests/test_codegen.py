@@ -1,0 +1,88 @@
+"""Assembly of the tensorized kernels: the widening MAC we claim is in the inner loop, and no
+scalar multiply is there.
+
+The inner loop is found from the assembly itself: the basic blocks (label to label) that hold
+the vector MACs. A scalar multiply of data there would mean the intrinsic did not lower as
+claimed. On AArch64 data is 32-bit (`w` registers) and addresses 64-bit (`x`): a 64-bit
+`madd x1, x18, x12, x2` that strides a pointer is address arithmetic and allowed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cases import table_cases
+from tir_armq.build import assembly
+from tir_armq.targets import AARCH64_A72, ARMV7_A7
+
+TABLE = table_cases()
+
+# Per target: the MAC we claim, and instructions that are scalar multiplies.
+AARCH64_MAC = re.compile(r"^\s*smlal2?\s+v\d+\.4s,\s*v\d+\.(4h|8h)", re.M)
+AARCH64_SCALAR_MUL = re.compile(
+    r"^\s*((mul|madd|msub|mneg)\s+w\d+|(smull|umull|smaddl|umaddl|smsubl|umsubl)\s+x\d+,\s*w)", re.M
+)
+ARMV7_MAC = re.compile(r"^\s*vmlal\.s16\s+q\d+,\s*d\d+,\s*d\d+", re.M)
+ARMV7_SCALAR_MUL = re.compile(r"^\s*(mul|mla|mls|smull|umull|smlal|umlal)\w*\s+r\d+", re.M)
+
+
+def basic_blocks(asm: str) -> list[str]:
+    """Split assembly at labels (`.LBB0_3:` etc.), keeping only instruction lines."""
+    blocks, current = [], []
+    for line in asm.splitlines():
+        if re.match(r"^[.\w$]+:", line):
+            blocks.append("\n".join(current))
+            current = []
+        elif line.startswith("\t") and not line.lstrip().startswith((".", "//", "@")):
+            current.append(line)
+    blocks.append("\n".join(current))
+    return blocks
+
+
+def mac_blocks(asm: str, mac: re.Pattern) -> list[str]:
+    return [b for b in basic_blocks(asm) if mac.search(b)]
+
+
+@pytest.mark.parametrize("case", [c for _, c in TABLE], ids=[i for i, _ in TABLE])
+def test_aarch64_inner_loop_is_smlal(case):
+    asm = assembly(case.spec.prim_func(), AARCH64_A72)
+    blocks = mac_blocks(asm, AARCH64_MAC)
+    assert blocks, "no SMLAL/SMLAL2 in the aarch64 assembly"
+    for block in blocks:
+        assert not AARCH64_SCALAR_MUL.search(block), f"scalar multiply in the MAC loop:\n{block}"
+    if case.spec.op_name == "depthwise_conv2d_nhwc":
+        # The 8-lane tile lowers to the low and the high half: SMLAL2 must be there too.
+        assert re.search(r"^\s*smlal2\s", asm, re.M), "no SMLAL2: the high half did not lower as claimed"
+
+
+# KxK convs: the input-channel loop stays a loop and each lane splat feeds one MAC. (In small
+# 1x1 convs LLVM unrolls the whole tile and hoists each splat into a DUP shared by all output
+# channel tiles: still SMLAL, checked above, but not the by-element encoding.)
+KXK_CONVS = [(i, c) for i, c in TABLE if c.spec.op_name == "conv2d_nhwc" and c.spec.kernel != (1, 1)]
+
+
+@pytest.mark.parametrize("case", [c for _, c in KXK_CONVS], ids=[i for i, _ in KXK_CONVS])
+def test_aarch64_conv_uses_by_element_form(case):
+    asm = assembly(case.spec.prim_func(), AARCH64_A72)
+    assert re.search(r"^\s*smlal2?\s+v\d+\.4s,\s*v\d+\.[48]h,\s*v\d+\.h\[[0-3]\]", asm, re.M)
+
+
+@pytest.mark.parametrize("case", [c for _, c in TABLE], ids=[i for i, _ in TABLE])
+def test_armv7_inner_loop_is_vmlal_s16(case):
+    asm = assembly(case.spec.prim_func(), ARMV7_A7)
+    blocks = mac_blocks(asm, ARMV7_MAC)
+    assert blocks, "no VMLAL.S16 in the armv7 assembly"
+    for block in blocks:
+        assert not ARMV7_SCALAR_MUL.search(block), f"scalar multiply in the MAC loop:\n{block}"
+
+
+def test_untensorized_armv7_kernel_has_no_vmlal():
+    """The VMLAL.S16 checks above discriminate: without the tensorized schedule, LLVM widens the
+    int16 operands and multiplies in int32 (VMOVL + VMLA.I32), so the pattern is absent."""
+    import tvm
+
+    case = TABLE[0][1]
+    asm = tvm.compile(case.spec.prim_func(), target=ARMV7_A7.tvm_target()).mod.inspect_source("s")
+    assert not ARMV7_MAC.search(asm)
