@@ -6,7 +6,7 @@
 #      APT config, host dpkg state untouched) and aarch64 wheels of numpy + the TVM runtime.
 # Each step is guarded by a stamp file holding what it was built from, so a re-run takes seconds.
 # Facts behind the recipe: /work/shared/EMULATED_BOARD.md (sections 1-3, pitfalls 1-3).
-set -euo pipefail
+set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${TIR_ARMQ_CACHE:-$HOME/.cache/tir_armq}"
@@ -21,19 +21,22 @@ SYSROOT_PKGS=(python3.11 libstdc++6)
 # Guest wheels: the TVM runtime (pinned like pyproject.toml), numpy, and what the RPC server uses
 # under the guest python: cloudpickle (PopenWorker) and psutil (killing workers on session timeout).
 BOARD_WHEELS=(numpy apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1 cloudpickle psutil)
-# The RPC tracker runs on the host and imports tornado, which pyproject.toml does not list yet.
-HOST_EXTRA=(tornado)
 WHEEL_PLATFORMS=(manylinux_2_28_aarch64 manylinux_2_27_aarch64 manylinux_2_17_aarch64 manylinux2014_aarch64)
 QEMU_CPU=cortex-a72
 
 CURRENT_STEP=""
+exec 3>&2 # the terminal's stderr, for the error report (a step's output goes to its log)
 on_error() {
     local rc=$?
-    echo "[setup] FAILED in step '${CURRENT_STEP}' (exit ${rc})." >&2
-    if [[ -n "${STEP_LOG:-}" && -s "${STEP_LOG}" ]]; then
-        echo "[setup] last lines of ${STEP_LOG}:" >&2
-        tail -n 25 "${STEP_LOG}" >&2
-    fi
+    trap - ERR
+    {
+        echo
+        echo "[setup] FAILED in step '${CURRENT_STEP:-?}' (exit ${rc}) at line ${BASH_LINENO[0]}: ${BASH_COMMAND}"
+        if [[ -n "${STEP_LOG:-}" && -s "${STEP_LOG}" ]]; then
+            echo "[setup] last lines of ${STEP_LOG}:"
+            tail -n 25 "${STEP_LOG}"
+        fi
+    } >&3
     exit "$rc"
 }
 trap on_error ERR
@@ -88,7 +91,7 @@ step_apt() {
 # ---------------------------------------------------------------- b. host venv
 step_venv() {
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -e "$REPO[test]" "${HOST_EXTRA[@]}"
+    "$VENV/bin/python" -m pip install -e "$REPO[test]"
 }
 
 # ---------------------------------------------------------------- c1. arm64 sysroot
@@ -181,7 +184,7 @@ if [[ -z "$(host_pkgs_missing $(apt_wanted))" ]]; then
 else
     run_step host-apt "" step_apt
 fi
-run_step host-venv "$(hash_of "$REPO/pyproject.toml")|$REPO|${HOST_EXTRA[*]}" step_venv
+run_step host-venv "$(hash_of "$REPO/pyproject.toml")|$REPO" step_venv
 run_step board-sysroot "v1|${SYSROOT_PKGS[*]}|$QEMU_CPU" step_sysroot
 run_step board-wheels "v1|${BOARD_WHEELS[*]}|$(cat "$STAMPS/board-sysroot")" step_wheels
 echo "[setup] ready in $((SECONDS - T0)) s: $CACHE"

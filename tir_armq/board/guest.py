@@ -1,0 +1,107 @@
+"""The emulated aarch64 guest: how to run the board's python3.11 under qemu-aarch64.
+
+`scripts/setup.sh` builds the board (an arm64 Debian sysroot plus aarch64 wheels of numpy and the
+TVM runtime); this module only knows where those live and how to launch a guest process.
+
+Without binfmt_misc, a guest process cannot exec an aarch64 binary directly. The TVM RPC server
+starts a `tvm.exec.popen_worker` subprocess with `sys.executable`, so the guest gets a
+`sitecustomize` that points `sys.executable` at a host shell script re-entering qemu.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tir_armq.paths import board_dir
+
+QEMU_CPU = "cortex-a72"  # matches the Cortex-A72 /proc/cpuinfo that setup.sh writes
+GUEST_PYTHON = "usr/bin/python3.11"
+
+_SITECUSTOMIZE = '''\
+"""Written by tir_armq.board.guest: let the guest python start guest subprocesses (no binfmt)."""
+import os
+import sys
+
+_launcher = os.environ.get("TIR_ARMQ_GUEST_PYTHON")
+if _launcher:
+    sys.executable = _launcher
+'''
+
+
+@dataclass(frozen=True)
+class Guest:
+    """One emulated board directory: sysroot, aarch64 site-packages, launcher scripts."""
+
+    board: Path
+
+    @classmethod
+    def default(cls) -> "Guest":
+        return cls(board_dir())
+
+    @property
+    def sysroot(self) -> Path:
+        return self.board / "sysroot"
+
+    @property
+    def site_packages(self) -> Path:
+        return self.board / "pyarm64"
+
+    @property
+    def launcher_dir(self) -> Path:
+        return self.board / "guest"
+
+    @property
+    def launcher(self) -> Path:
+        """Host shell script that runs the guest python with its arguments (the guest's sys.executable)."""
+        return self.launcher_dir / "python3.11"
+
+    def check_installed(self) -> None:
+        """Raise a clear error when set-up has not built the board yet."""
+        missing = [p for p in (self.sysroot / GUEST_PYTHON, self.site_packages / "tvm") if not p.exists()]
+        if shutil.which("qemu-aarch64") is None:
+            missing.append(Path("qemu-aarch64 (host PATH)"))
+        if missing:
+            raise RuntimeError(
+                "emulated board: not set up (missing " + ", ".join(map(str, missing)) + "); run scripts/setup.sh"
+            )
+
+    def qemu_argv(self) -> list[str]:
+        """qemu-aarch64 command line prefix that runs the guest python (append python arguments)."""
+        qemu = shutil.which("qemu-aarch64") or "qemu-aarch64"
+        return [qemu, "-cpu", QEMU_CPU, "-L", str(self.sysroot), str(self.sysroot / GUEST_PYTHON)]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A fixed, minimal environment for guest processes (host python variables left out)."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
+            "PYTHONPATH": f"{self.site_packages}:{self.launcher_dir}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            # Load only libtvm_runtime.so under qemu (the compiler library is 240 MB and not needed).
+            "TVM_USE_RUNTIME_LIB": "1",
+            "TIR_ARMQ_GUEST_PYTHON": str(self.launcher),
+        }
+        env.update(extra)
+        return env
+
+    def install_launchers(self) -> None:
+        """Write the guest's sys.executable wrapper and sitecustomize (idempotent)."""
+        self.launcher_dir.mkdir(parents=True, exist_ok=True)
+        argv = " ".join(f"'{a}'" for a in self.qemu_argv())
+        _write_if_changed(self.launcher, f'#!/bin/sh\nexec {argv} "$@"\n', mode=0o755)
+        _write_if_changed(self.launcher_dir / "sitecustomize.py", _SITECUSTOMIZE)
+
+
+def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> None:
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.chmod(mode)
+        tmp.replace(path)

@@ -1,0 +1,76 @@
+"""`tir-armq` command line: one function per subcommand, registered in `_build_parser`.
+
+To add a subcommand: write `cmd_<name>(args) -> int`, then add a parser for it in `_build_parser`
+with `set_defaults(func=cmd_<name>)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tir_armq.board import emulated
+from tir_armq.networks import NETWORKS
+
+
+# ---------------------------------------------------------------------------- board
+def cmd_board_start(args: argparse.Namespace) -> int:
+    emulated.start(num_servers=args.servers, key=args.key, tracker_port=args.port)
+    print(emulated.status().text())
+    return 0
+
+
+def cmd_board_status(args: argparse.Namespace) -> int:
+    st = emulated.status()
+    print(st.text())
+    return 0 if st.running else 3
+
+
+def cmd_board_stop(args: argparse.Namespace) -> int:
+    procs = emulated.stop()
+    print(f"board: stopped {len(procs)} process(es)" if procs else "board: nothing was running")
+    return 0
+
+
+# ---------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tir_armq.demo import run_demo
+
+    return 0 if run_demo(network=args.network, armv7=not args.no_armv7) else 1
+
+
+# ---------------------------------------------------------------------------- parser
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tir-armq", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    board = sub.add_parser("board", help="the emulated aarch64 board (TVM RPC under qemu)")
+    board_sub = board.add_subparsers(dest="board_command", required=True, metavar="ACTION")
+    p = board_sub.add_parser("start", help="start the RPC tracker and emulated RPC servers")
+    p.add_argument("--servers", type=int, default=1, help="number of RPC servers for the key (default 1)")
+    p.add_argument("--key", default=emulated.DEFAULT_KEY, help="tracker key (default %(default)s)")
+    p.add_argument("--port", type=int, default=emulated.DEFAULT_TRACKER_PORT, help="tracker port (default %(default)s)")
+    p.set_defaults(func=cmd_board_start)
+    board_sub.add_parser("status", help="tracker and servers (exit 3 if not running)").set_defaults(
+        func=cmd_board_status
+    )
+    board_sub.add_parser("stop", help="stop everything `board start` started").set_defaults(func=cmd_board_stop)
+
+    p = sub.add_parser("demo", help="every MobileNet layer on the emulated boards, checked bit-exact")
+    p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
+    p.add_argument("--no-armv7", action="store_true", help="aarch64 board only")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RuntimeError as err:
+        print(f"tir-armq: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

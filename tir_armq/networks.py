@@ -1,0 +1,92 @@
+"""The layers of MobileNetV2-1.0-224 and MobileNetV1-1.0-224: the one table every benchmark,
+tuning run and demo takes its shapes from.
+
+The tables are generated from each network's block definition (as in the papers), so a layer
+count or a stride lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .workloads import QuantConvSpec, conv_spec, depthwise_spec
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A conv or depthwise layer at batch 1, NHWC, TF SAME padding."""
+
+    kind: str  # "depthwise" or "conv"
+    hw: int  # input height = width
+    cin: int
+    cout: int
+    kernel: int
+    stride: int
+
+    @property
+    def name(self) -> str:
+        k, s = f"{self.kernel}x{self.kernel}", f"s{self.stride}"
+        if self.kind == "depthwise":
+            return f"dw{k}_{s}_{self.hw}x{self.hw}x{self.cin}"
+        return f"conv{k}_{s}_{self.hw}x{self.hw}x{self.cin}_to_{self.cout}"
+
+    def spec(self, data_zero_point: int = -3) -> QuantConvSpec:
+        """TFLite's int8 scheme: int8 data with a zero point, symmetric per-channel int8 weights."""
+        common = dict(stride=self.stride, padding="SAME", data_zero_point=data_zero_point)
+        if self.kind == "depthwise":
+            return depthwise_spec((1, self.hw, self.hw, self.cin), (1, self.kernel, self.kernel, self.cout), **common)
+        return conv_spec((1, self.hw, self.hw, self.cin), (self.cout, self.kernel, self.kernel, self.cin), **common)
+
+
+# (expansion t, output channels c, repeats n, first stride s), from the MobileNetV2 paper.
+_MNV2_BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+# (output channels of the pointwise conv, stride of the depthwise), from the MobileNetV1 paper.
+_MNV1_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+
+
+def _mobilenet_v2() -> list[Layer]:
+    layers = [Layer("conv", 224, 3, 32, 3, 2)]
+    hw, cin = 112, 32
+    for t, c, n, s in _MNV2_BLOCKS:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            if t != 1:
+                layers.append(Layer("conv", hw, cin, hidden, 1, 1))
+            layers.append(Layer("depthwise", hw, hidden, hidden, 3, stride))
+            hw = -(-hw // stride)
+            layers.append(Layer("conv", hw, hidden, c, 1, 1))
+            cin = c
+    layers.append(Layer("conv", hw, cin, 1280, 1, 1))
+    return layers
+
+
+def _mobilenet_v1() -> list[Layer]:
+    layers = [Layer("conv", 224, 3, 32, 3, 2)]
+    hw, cin = 112, 32
+    for cout, stride in _MNV1_BLOCKS:
+        layers.append(Layer("depthwise", hw, cin, cin, 3, stride))
+        hw = -(-hw // stride)
+        layers.append(Layer("conv", hw, cin, cout, 1, 1))
+        cin = cout
+    return layers
+
+
+NETWORKS: dict[str, list[Layer]] = {"mobilenet_v2": _mobilenet_v2(), "mobilenet_v1": _mobilenet_v1()}
+
+
+def network_layers(name: str) -> list[Layer]:
+    """Every conv/depthwise layer of a network, in order (repeats included)."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"network: unknown network {name!r}; known: {sorted(NETWORKS)}") from None
+
+
+def distinct_layers(name: str, kind: str | None = None) -> list[tuple[Layer, int]]:
+    """Each distinct layer once, with how many times the network runs it, in first-seen order."""
+    counts: dict[Layer, int] = {}
+    for layer in network_layers(name):
+        if kind is None or layer.kind == kind:
+            counts[layer] = counts.get(layer, 0) + 1
+    return list(counts.items())
