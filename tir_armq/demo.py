@@ -36,7 +36,19 @@ def run_demo(network: str = "mobilenet_v2", armv7: bool = True, key: str | None 
     """Print one row per layer; True when every output is bit-exact."""
     from .board import emulated
 
-    key = key or emulated.ensure_started()[0]
+    started_here = False
+    if key is None:
+        key, started_here = emulated.ensure_started()
+    try:
+        return _run(network, armv7, key)
+    finally:
+        if started_here:
+            emulated.stop()
+
+
+def _run(network: str, armv7: bool, key: str) -> bool:
+    from .board import emulated
+
     targets = [AARCH64_A72] + ([ARMV7_A7] if armv7 else [])
     layers = distinct_layers(network)
     print(f"{network}: {len(layers)} distinct conv/depthwise layers, default schedules, int32 output")
