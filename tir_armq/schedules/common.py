@@ -69,3 +69,20 @@ def vectorize_below(sch: s_tir.Schedule, block: str, anchor: s_tir.schedule.Loop
     depth = next(i for i, loop in enumerate(loops) if sch.get(loop).same_as(anchor_stmt))
     if len(loops) > depth + 1:
         sch.vectorize(loops[-1])
+
+
+def tensorize_update(
+    sch: s_tir.Schedule, conv: str, tile: s_tir.schedule.LoopRV, first_reduction: s_tir.schedule.LoopRV,
+    intrin: str,
+) -> None:
+    """Make the loops from `tile` down one block, split off its zero-init at `first_reduction`,
+    and replace the update with `intrin`.
+
+    The only order TVM 0.27 accepts: tensorize before decomposing fails to match the reads,
+    decomposing a loop first leaves a block tensorize cannot take.
+    """
+    outer = sch.blockize(tile)
+    sch.decompose_reduction(outer, first_reduction)
+    # The init stays a loop inside the decomposed block: make it one vector store.
+    sch.vectorize(sch.get_loops(f"{conv}_init")[-1])
+    sch.tensorize(outer, intrin)

@@ -17,7 +17,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.conv import OP_NAME
-from .common import is_workload, pad_iterations, vectorize_below
+from .common import is_workload, pad_iterations, tensorize_update, vectorize_below
 
 # conv's loops: n, oh, ow, oc, kh, kw, ic
 _OC, _IC = 3, 6
@@ -36,7 +36,7 @@ class ConvDefault(ScheduleRule):
         sch.transform_layout(weight, ("write", 0), lambda o, i, j, c: (o // LANES, i, j, c, o % LANES))
         ow, kh, oci = self._loop_nest(sch, conv)
         self._place_stages(sch, data, ow)
-        self._tensorize(sch, conv, kh, oci, mac)
+        tensorize_update(sch, conv, oci, kh, mac)
         return sch
 
     def _loop_nest(self, sch: s_tir.Schedule, conv: str):
@@ -52,9 +52,3 @@ class ConvDefault(ScheduleRule):
         vectorize_below(sch, data, ow)
         sch.reverse_compute_at("output", ow)
         vectorize_below(sch, "output", ow)
-
-    def _tensorize(self, sch: s_tir.Schedule, conv: str, kh, oci, mac: str) -> None:
-        outer = sch.blockize(oci)
-        sch.decompose_reduction(outer, kh)
-        sch.vectorize(sch.get_loops(f"{conv}_init")[-1])
-        sch.tensorize(outer, mac)

@@ -15,7 +15,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.depthwise import OP_NAME
-from .common import is_workload, pad_iterations, vectorize_below
+from .common import is_workload, pad_iterations, tensorize_update, vectorize_below
 
 # conv's loops: n, oh, ow, c, m, kh, kw
 _C = 3
@@ -37,8 +37,8 @@ class DepthwiseDefault(ScheduleRule):
         data, weight, conv = pad_iterations(sch, {_C: self.lanes})
         self._seed_layouts(sch, data, weight, conv)
         ow, co, kh, ci = self._loop_nest(sch, conv)
-        self._place_stages(sch, data, co, ow, conv)
-        self._tensorize(sch, conv, kh, ci, mac)
+        self._place_stages(sch, data, co, ow)
+        tensorize_update(sch, conv, ci, kh, mac)
         return sch
 
     def _seed_layouts(self, sch: s_tir.Schedule, data: str, weight: str, conv: str) -> None:
@@ -53,17 +53,10 @@ class DepthwiseDefault(ScheduleRule):
         sch.reorder(n, oh, ow, co, m, kh, kw, ci)
         return ow, co, kh, ci
 
-    def _place_stages(self, sch: s_tir.Schedule, data: str, co, ow, conv: str) -> None:
+    def _place_stages(self, sch: s_tir.Schedule, data: str, co, ow) -> None:
         sch.compute_inline("data_pad")
         sch.compute_at(sch.get_sblock(data), co)
         # The stage iterates (kh, kw, c): its innermost loop is the VC channels of the tile.
         vectorize_below(sch, data, co)
         sch.reverse_compute_at("output", ow)
         vectorize_below(sch, "output", ow)
-
-    def _tensorize(self, sch: s_tir.Schedule, conv: str, kh, ci, mac: str) -> None:
-        outer = sch.blockize(ci)
-        sch.decompose_reduction(outer, kh)
-        # The zero-init of the tile stays a loop inside the decomposed block: one vector store.
-        sch.vectorize(sch.get_loops(f"{conv}_init")[-1])
-        sch.tensorize(outer, mac)

@@ -18,7 +18,7 @@ from typing import ClassVar
 from tvm import te, tirx
 
 from . import params as P
-from .spec import QuantConvSpec
+from .spec import QuantConvSpec, validated_fields
 from .stages import add_bias, pad_data, placeholders, to_prim_func, widen_data, widen_weight
 
 OP_NAME = "conv2d_nhwc"
@@ -67,28 +67,12 @@ def conv_spec(
         raise ValueError(
             f"weight_shape: OHWI weights need I = input channels ({data_shape[3]}), got {weight_shape}"
         )
-    kernel = weight_shape[1:3]
-    stride = P.pair("stride", stride)
-    dilation = P.pair("dilation", dilation)
-    data_dtype = P.check_dtype("data_dtype", data_dtype)
-    weight_dtype = P.check_dtype("weight_dtype", weight_dtype)
-    pad = P.resolve_padding(padding, data_shape[1:3], kernel, stride, dilation)
-    P.output_size(data_shape[1], pad.top, pad.bottom, kernel[0], stride[0], dilation[0], "height")
-    P.output_size(data_shape[2], pad.left, pad.right, kernel[1], stride[1], dilation[1], "width")
-    return Conv2DSpec(
-        data_shape=data_shape,
-        kernel=kernel,
-        stride=stride,
-        dilation=dilation,
-        padding=pad,
-        data_dtype=data_dtype,
-        weight_dtype=weight_dtype,
-        data_zero_point=P.check_zero_point("data_zero_point", data_zero_point, data_dtype),
-        weight_zero_point=P.check_weight_zero_point(
-            "weight_zero_point", weight_zero_point, weight_dtype, weight_shape[0]
-        ),
-        channels_out=weight_shape[0],
+    fields = validated_fields(
+        data_shape, weight_shape[1:3], weight_shape[0], stride=stride, dilation=dilation,
+        padding=padding, data_dtype=data_dtype, weight_dtype=weight_dtype,
+        data_zero_point=data_zero_point, weight_zero_point=weight_zero_point,
     )
+    return Conv2DSpec(**fields, channels_out=weight_shape[0])
 
 
 def conv2d_nhwc(data_shape: Sequence[int], weight_shape: Sequence[int], **kwargs) -> tirx.PrimFunc:

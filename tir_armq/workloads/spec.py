@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from . import params as P
 from .params import Padding
 
 
@@ -42,11 +44,9 @@ class QuantConvSpec:
     def out_hw(self) -> tuple[int, int]:
         _, h, w, _ = self.data_shape
         p = self.padding
-        kh, kw = self.kernel
-        (sh, sw), (dh, dw) = self.stride, self.dilation
         return (
-            (h + p.top + p.bottom - (kh - 1) * dh - 1) // sh + 1,
-            (w + p.left + p.right - (kw - 1) * dw - 1) // sw + 1,
+            P.output_size(h, p.top, p.bottom, self.kernel[0], self.stride[0], self.dilation[0], "height"),
+            P.output_size(w, p.left, p.right, self.kernel[1], self.stride[1], self.dilation[1], "width"),
         )
 
     @property
@@ -88,3 +88,40 @@ class QuantConvSpec:
             args.append(self.weight_zero_points())
         args.append(np.zeros(self.out_shape, dtype=np.int32))
         return args
+
+
+def validated_fields(
+    data_shape: tuple[int, int, int, int],
+    kernel: tuple[int, int],
+    out_channels: int,
+    *,
+    stride: int | Sequence[int],
+    dilation: int | Sequence[int],
+    padding: P.PaddingArg,
+    data_dtype: str,
+    weight_dtype: str,
+    data_zero_point: int,
+    weight_zero_point: int | Sequence[int],
+) -> dict[str, Any]:
+    """The fields every QuantConvSpec has, checked; shapes are checked by the op's own builder."""
+    stride = P.pair("stride", stride)
+    dilation = P.pair("dilation", dilation)
+    data_dtype = P.check_dtype("data_dtype", data_dtype)
+    weight_dtype = P.check_dtype("weight_dtype", weight_dtype)
+    pad = P.resolve_padding(padding, data_shape[1:3], kernel, stride, dilation)
+    # Rejects a (dilated) kernel larger than the padded input, naming the axis.
+    P.output_size(data_shape[1], pad.top, pad.bottom, kernel[0], stride[0], dilation[0], "height")
+    P.output_size(data_shape[2], pad.left, pad.right, kernel[1], stride[1], dilation[1], "width")
+    return dict(
+        data_shape=data_shape,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        padding=pad,
+        data_dtype=data_dtype,
+        weight_dtype=weight_dtype,
+        data_zero_point=P.check_zero_point("data_zero_point", data_zero_point, data_dtype),
+        weight_zero_point=P.check_weight_zero_point(
+            "weight_zero_point", weight_zero_point, weight_dtype, out_channels
+        ),
+    )
