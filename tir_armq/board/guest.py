@@ -83,6 +83,8 @@ class Guest:
             "PYTHONPATH": f"{self.site_packages}:{self.launcher_dir}",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            # Hash randomisation changes dict layouts and so instruction counts between runs.
+            "PYTHONHASHSEED": "0",
             "OPENBLAS_NUM_THREADS": "1",
             # Load only libtvm_runtime.so under qemu (the compiler library is 240 MB and not needed).
             "TVM_USE_RUNTIME_LIB": "1",
