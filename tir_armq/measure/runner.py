@@ -1,0 +1,103 @@
+"""MetaSchedule builder and runner for the emulated board that rank candidates by estimated
+cycles (counting plugin + llvm-mca), not by emulated wall time, which means nothing.
+
+`tune_tir(..., builder=board_builder(), runner=CycleEstimateRunner())` tunes for a Cortex-A72
+without one. On a real board, MetaSchedule's own RPCRunner (timings) remains the way.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.builder import LocalBuilder
+from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerFuture, RunnerInput, RunnerResult
+
+from .cost import NOMINAL_HZ, measure_kernel
+from .mca import CORTEX_A72, CpuModel
+
+ENTRY = "@entry"
+
+
+def register_intrinsics() -> None:
+    """Builder workers are fresh processes: our tensor intrinsics must be registered there too."""
+    from tir_armq import intrinsics
+
+    for isa in ("aarch64", "armv7", "generic"):
+        intrinsics.for_isa(isa)
+
+
+def export_for_board(mod) -> str:
+    """MetaSchedule export hook: link the candidate as an aarch64 .so with the cross compiler."""
+    from tvm.support import cc
+
+    from tir_armq.targets import AARCH64_A72
+
+    path = os.path.join(tempfile.mkdtemp(prefix="tir_armq_ms_"), "candidate.so")
+    mod.export_library(path, fcompile=cc.cross_compiler(AARCH64_A72.cross_cc))
+    return path
+
+
+def board_builder(max_workers: int | None = None, timeout_sec: float = 60.0) -> LocalBuilder:
+    """LocalBuilder whose artifacts are aarch64 shared objects and that knows our intrinsics."""
+    return LocalBuilder(
+        max_workers=max_workers, timeout_sec=timeout_sec,
+        f_export=export_for_board, initializer=register_intrinsics,
+    )
+
+
+def arguments_for(args_info, seed: int = 0) -> list[np.ndarray]:
+    """Deterministic inputs of each argument's shape and dtype (values never change the count of a
+    data-independent kernel, but stay fixed so every candidate sees the same)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for info in args_info:
+        _, dtype, shape = info.as_json()
+        dtype, shape = str(dtype), tuple(int(s) for s in shape)
+        if dtype.startswith(("int", "uint")):
+            lim = np.iinfo(dtype)
+            arrays.append(rng.integers(max(lim.min, -100), min(lim.max, 100), size=shape, endpoint=True, dtype=dtype))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+    return arrays
+
+
+@derived_object
+class _DoneFuture(PyRunnerFuture):
+    def __init__(self, future: Future) -> None:
+        super().__init__()
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self) -> RunnerResult:
+        return self.future.result()
+
+
+@derived_object
+class CycleEstimateRunner(PyRunner):
+    """Runs each candidate under qemu with the counting plugin; reports estimated cycles on `model`
+    as seconds at `hz`. A candidate that crashes or hangs gets an error result; tuning goes on."""
+
+    def __init__(self, model: CpuModel = CORTEX_A72, hz: float = NOMINAL_HZ, max_workers: int = 1,
+                 timeout_sec: float = 300.0) -> None:
+        super().__init__()
+        self.model = model
+        self.hz = hz
+        self.timeout_sec = timeout_sec
+        self.pool = ThreadPoolExecutor(max_workers=max_workers)
+
+    def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
+        return [_DoneFuture(self.pool.submit(self._measure, inp)) for inp in runner_inputs]
+
+    def _measure(self, inp: RunnerInput) -> RunnerResult:
+        try:
+            cost = measure_kernel(inp.artifact_path, ENTRY, arguments_for(inp.args_info),
+                                  model=self.model, timeout=self.timeout_sec)
+        except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
+            return RunnerResult(None, f"CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
+        return RunnerResult([cost.seconds(self.hz)], None)
