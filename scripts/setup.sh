@@ -175,6 +175,49 @@ step_wheels() {
     mv "$tmp" "$BOARD/pyarm64"
 }
 
+# ---------------------------------------------------------------- c3. LiteRT (XNNPACK) for the guest
+# The XNNPACK side of the benchmark: the aarch64 ai-edge-litert wheel and its dependencies, in their
+# own target dir so the TVM guest path (pyarm64) is unchanged. numpy comes from pyarm64: a guest
+# process running LiteRT uses PYTHONPATH=$BOARD/pyarm64-litert:$BOARD/pyarm64 (tir_armq/bench/litert.py).
+LITERT_WHEELS=(ai-edge-litert)
+step_litert() {
+    local tmp="$BOARD/pyarm64-litert.tmp" plat=() p
+    for p in "${WHEEL_PLATFORMS[@]}"; do plat+=(--platform "$p"); done
+    rm -rf "$tmp"
+    # ai-edge-litert's aarch64 wheels are tagged manylinux_2_27 (pitfall 3: list the tags).
+    "$VENV/bin/python" -m pip install --target "$tmp" "${plat[@]}" --only-binary=:all: \
+        --python-version 3.11 --implementation cp "${LITERT_WHEELS[@]}"
+    # numpy is in pyarm64 already: drop the second copy pip pulled in as a dependency.
+    rm -rf "$tmp"/numpy "$tmp"/numpy-*.dist-info "$tmp"/numpy.libs
+    env -i PATH="$PATH" PYTHONPATH="$tmp:$BOARD/pyarm64" \
+        qemu-aarch64 -cpu "$QEMU_CPU" -L "$BOARD/sysroot" "$BOARD/sysroot/usr/bin/python3.11" -c \
+        'import numpy, ai_edge_litert.interpreter as i; print(numpy.__file__, i.__file__)'
+    rm -rf "$BOARD/pyarm64-litert"
+    mv "$tmp" "$BOARD/pyarm64-litert"
+}
+
+# ---------------------------------------------------------------- d. counting plugin header
+# The instruction-counting TCG plugin (tir_armq/measure/insncount.c) needs qemu-plugin.h from the
+# same qemu release as the host's qemu-user (7.2, plugin API v1, no glib). Debian ships no -dev
+# package with it, so take it from the source package, through the board's private APT config
+# (it has deb-src lines and its Sources indexes come from step c1). Only the one header is kept.
+QEMU_SRC_VERSION=7.2.0
+QEMU_PLUGIN_HEADER="$BOARD/qemu-src/qemu-$QEMU_SRC_VERSION/include/qemu/qemu-plugin.h"
+step_qemu_plugin_header() {
+    local d="$BOARD/qemu-src" orig
+    mkdir -p "$d"
+    export APT_CONFIG="$BOARD/apt-arm64/apt.conf"
+    # The Sources index exists after step c1; refresh it only if it is missing (an older config).
+    compgen -G "$BOARD/apt-arm64/state/lists/*_Sources*" >/dev/null || apt-get update
+    # A stale index names a Debian revision the mirror has dropped: refresh once and retry.
+    (cd "$d" && apt-get source -d qemu) || { apt-get update && (cd "$d" && apt-get source -d qemu); }
+    orig=$(ls "$d"/qemu_*.orig.tar.xz | head -n 1)
+    tar -C "$d" -xJf "$orig" "qemu-$QEMU_SRC_VERSION/include/qemu/qemu-plugin.h"
+    grep -q 'QEMU_PLUGIN_VERSION 1' "$QEMU_PLUGIN_HEADER"
+    # The 24 MB tarballs are not needed once the header is out.
+    rm -f "$d"/qemu_*.orig.tar.xz "$d"/qemu_*.debian.tar.xz "$d"/qemu_*.dsc
+}
+
 hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 T0=$SECONDS
@@ -187,4 +230,8 @@ fi
 run_step host-venv "$(hash_of "$REPO/pyproject.toml")|$REPO" step_venv
 run_step board-sysroot "v1|${SYSROOT_PKGS[*]}|$QEMU_CPU" step_sysroot
 run_step board-wheels "v1|${BOARD_WHEELS[*]}|$(cat "$STAMPS/board-sysroot")" step_wheels
+run_step board-litert "v1|${LITERT_WHEELS[*]}|$(cat "$STAMPS/board-wheels")" step_litert
+# Re-run when the header is gone even if the stamp says done (the qemu-src folder may be deleted).
+[[ -f "$QEMU_PLUGIN_HEADER" ]] || rm -f "$STAMPS/qemu-plugin-header"
+run_step qemu-plugin-header "v1|$QEMU_SRC_VERSION|$(cat "$STAMPS/board-sysroot")" step_qemu_plugin_header
 echo "[setup] ready in $((SECONDS - T0)) s: $CACHE"

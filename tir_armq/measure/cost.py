@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import select
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +17,7 @@ import numpy as np
 from ..board.guest import GUEST_PYTHON, Guest
 from ..targets import AARCH64_A72
 from .mca import CORTEX_A72, BlockCostCache, CpuModel
-from .plugin import Counts, run_counted
+from .plugin import Counts, build_plugin, parse_counts
 
 KERNEL_GUEST = Path(__file__).with_name("kernel_guest.py")
 NOMINAL_HZ = 1.5e9  # Raspberry Pi 4's Cortex-A72 clock: turns estimated cycles into seconds
@@ -61,6 +65,93 @@ def export_aarch64(executable, out_dir: Path) -> Path:
     return path
 
 
+class CountingGuest:
+    """A long-lived guest python under qemu with the counting plugin, measuring kernel after kernel.
+
+    Starting the guest (python + TVM runtime under emulation) takes seconds; each measurement after
+    that costs only its kernel. A kernel that crashes the guest or hangs fails alone: the guest is
+    restarted for the next one.
+    """
+
+    def __init__(self, model: CpuModel = CORTEX_A72, guest: Guest | None = None, timeout: float = 300.0) -> None:
+        self.model = model
+        self.guest = guest or Guest.default()
+        self.timeout = timeout
+        self.cache = BlockCostCache(model)
+        self._proc: subprocess.Popen | None = None
+        self._dir: tempfile.TemporaryDirectory | None = None
+        self._reports = 0
+
+    def __enter__(self) -> "CountingGuest":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.stdin.close()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def _start(self) -> None:
+        self.close()
+        self.guest.check_installed()
+        self._dir = tempfile.TemporaryDirectory(prefix="tir_armq_cost.")
+        work = Path(self._dir.name)
+        plugin = ",".join([str(build_plugin()), f"out={work / 'counts'}", "blocks=region", "bytes=on"])
+        cmd = [shutil.which("qemu-aarch64") or "qemu-aarch64", "-cpu", self.model.name,
+               "-L", str(self.guest.sysroot), "-plugin", plugin,
+               str(self.guest.sysroot / GUEST_PYTHON), "-P", str(KERNEL_GUEST), "--serve"]
+        self._stderr = open(work / "stderr.txt", "wb")
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                      env=self.guest.env(), cwd=work, text=True)
+        self._reports = 0
+
+    def _fail(self, what: str) -> RuntimeError:
+        log = Path(self._dir.name) / "stderr.txt" if self._dir else None
+        tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self.close()
+        return RuntimeError(f"{what}\n{tail}".strip())
+
+    def measure(self, lib: Path | str, func_name: str, arrays: Sequence[np.ndarray], *, warmup: int = 2,
+                calls: int = 2) -> Cost:
+        """Cost of one call of `func_name` in the aarch64 .so `lib`, averaged over `calls`."""
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        work = Path(self._dir.name)
+        args = work / "args.npz"
+        np.savez(args, *[np.ascontiguousarray(a) for a in arrays])
+        request = {"lib": str(lib), "func": func_name, "args": str(args), "warmup": warmup, "calls": calls}
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        ready, _, _ = select.select([self._proc.stdout], [], [], self.timeout)
+        if not ready:
+            raise self._fail(f"kernel did not finish within {self.timeout:.0f} s: {lib}")
+        line = self._proc.stdout.readline()
+        if not line:
+            raise self._fail(f"the guest died while running {lib} (exit {self._proc.wait()})")
+        reply = json.loads(line)
+        report = work / f"counts.{self._reports}"
+        self._reports += 1
+        counts = parse_counts(report)
+        report.unlink()
+        if not reply["ok"]:
+            raise RuntimeError(f"kernel failed on the board: {reply['error']}")
+        return cost_of_regions(counts, self.model, self.cache)
+
+
 def measure_kernel(
     executable,
     func_name: str,
@@ -70,21 +161,10 @@ def measure_kernel(
     warmup: int = 2,
     calls: int = 2,
     guest: Guest | None = None,
-    timeout: float | None = 600.0,
+    timeout: float = 600.0,
 ) -> Cost:
-    """Run `func_name` of an aarch64 build `calls` times under qemu with the counting plugin.
-
-    `executable` is a `tvm.compile` result for an aarch64 target, or the path of an exported .so.
-    """
-    guest = guest or Guest.default()
-    guest.check_installed()
-    with tempfile.TemporaryDirectory(prefix="tir_armq_cost.") as tmp:
-        tmp_path = Path(tmp)
-        lib = Path(executable) if isinstance(executable, (str, Path)) else export_aarch64(executable, tmp_path)
-        args = tmp_path / "args.npz"
-        np.savez(args, *[np.ascontiguousarray(a) for a in arrays])
-        argv = [str(guest.sysroot / GUEST_PYTHON), "-P", str(KERNEL_GUEST), str(lib), func_name, str(args),
-                "--warmup", str(warmup), "--calls", str(calls)]
-        counts = run_counted(argv, cpu=model.name, sysroot=guest.sysroot, env=guest.env(), cwd=tmp,
-                             code_bytes=True, timeout=timeout)
-    return cost_of_regions(counts, model)
+    """Cost of one call of `func_name` of an aarch64 build (a `tvm.compile` result or the path of an
+    exported .so) on the emulated board. Measuring many kernels: keep a `CountingGuest` open."""
+    with tempfile.TemporaryDirectory(prefix="tir_armq_lib.") as tmp, CountingGuest(model, guest, timeout) as g:
+        lib = Path(executable) if isinstance(executable, (str, Path)) else export_aarch64(executable, Path(tmp))
+        return g.measure(lib, func_name, arrays, warmup=warmup, calls=calls)

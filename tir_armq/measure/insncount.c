@@ -17,6 +17,10 @@
  * library is needed and any language can do it (Python: os.lseek(-1, 0x1C0DE001, 0)):
  *   lseek(fd=-1, offset=0x1C0DE001, whence=0)   start a region
  *   lseek(fd=-1, offset=0x1C0DE002, whence=0)   stop it
+ *   lseek(fd=-1, offset=0x1C0DE003, whence=0)   flush: write the report so far to `out`.K (K = 0, 1,
+ *                                                ...), then forget its regions and block executions
+ * Flushing lets one long-lived guest process measure many kernels (a tuning run's candidates) with
+ * one report each, instead of paying a process start (seconds under emulation) per kernel.
  * The kernel (here: qemu's syscall emulation) just answers EBADF, so the marker is harmless when the
  * program runs without the plugin or on a real board.
  *
@@ -57,6 +61,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 #define MARK_START 0x1C0DE001u
 #define MARK_STOP 0x1C0DE002u
+#define MARK_FLUSH 0x1C0DE003u
 
 /* ------------------------------------------------------------------ per-vCPU counters
  * In linux-user mode every guest thread is a vCPU running on its own host thread. Separate,
@@ -258,6 +263,8 @@ static uint64_t sum_in_region(void)
     return s;
 }
 
+static void flush_report(void);
+
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num, uint64_t a1,
                        uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6,
                        uint64_t a7, uint64_t a8)
@@ -269,6 +276,10 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
     } else if (num == llseek_nr && (int32_t)a1 == -1 && (uint32_t)a2 == 0) {
         offset = (uint32_t)a3; /* 32-bit ARM libc splits the 64-bit offset in two */
     } else {
+        return;
+    }
+    if (offset == MARK_FLUSH) {
+        flush_report();
         return;
     }
     if (offset != MARK_START && offset != MARK_STOP) {
@@ -373,16 +384,12 @@ static void write_report(FILE *f)
     free(list);
 }
 
-static void on_atexit(qemu_plugin_id_t id, void *p)
+/* Write a temporary file and rename it, so a reader never sees a half-written report. */
+static void write_report_to(const char *path)
 {
-    if (!out_path) {
-        write_report(stderr);
-        return;
-    }
-    /* Write a temporary file and rename it, so a reader never sees a half-written report. */
-    size_t len = strlen(out_path) + 32;
+    size_t len = strlen(path) + 32;
     char *tmp = malloc(len);
-    snprintf(tmp, len, "%s.tmp.%ld", out_path, (long)getpid());
+    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
     if (!f) {
         fprintf(stderr, "insncount: cannot write %s\n", tmp);
@@ -390,10 +397,48 @@ static void on_atexit(qemu_plugin_id_t id, void *p)
         return;
     }
     write_report(f);
-    if (fclose(f) != 0 || rename(tmp, out_path) != 0) {
-        fprintf(stderr, "insncount: cannot write %s\n", out_path);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "insncount: cannot write %s\n", path);
     }
     free(tmp);
+}
+
+static uint64_t n_flushes;
+
+/* Called from the syscall callback of the (single) measuring thread: no kernel code runs
+ * meanwhile, so resetting the per-block counters races with nothing that matters. */
+static void flush_report(void)
+{
+    pthread_mutex_lock(&region_lock);
+    if (out_path) {
+        size_t len = strlen(out_path) + 32;
+        char *path = malloc(len);
+        snprintf(path, len, "%s.%" PRIu64, out_path, n_flushes);
+        write_report_to(path);
+        free(path);
+    } else {
+        write_report(stderr);
+    }
+    n_flushes++;
+    n_regions = 0;
+    marker_errors = 0;
+    pthread_mutex_lock(&blocks_lock);
+    for (size_t i = 0; i < table_size; i++) {
+        if (table[i]) {
+            __atomic_store_n(&table[i]->execs_in_region, 0, __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&blocks_lock);
+    pthread_mutex_unlock(&region_lock);
+}
+
+static void on_atexit(qemu_plugin_id_t id, void *p)
+{
+    if (!out_path) {
+        write_report(stderr);
+        return;
+    }
+    write_report_to(out_path);
 }
 
 /* ------------------------------------------------------------------ install */

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -16,7 +17,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.builder import LocalBuilder
 from tvm.s_tir.meta_schedule.runner import PyRunner, PyRunnerFuture, RunnerFuture, RunnerInput, RunnerResult
 
-from .cost import NOMINAL_HZ, measure_kernel
+from .cost import NOMINAL_HZ, CountingGuest
 from .mca import CORTEX_A72, CpuModel
 
 ENTRY = "@entry"
@@ -90,14 +91,17 @@ class CycleEstimateRunner(PyRunner):
         self.hz = hz
         self.timeout_sec = timeout_sec
         self.pool = ThreadPoolExecutor(max_workers=max_workers)
+        self._guests = threading.local()  # one long-lived guest per worker thread
 
     def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
         return [_DoneFuture(self.pool.submit(self._measure, inp)) for inp in runner_inputs]
 
     def _measure(self, inp: RunnerInput) -> RunnerResult:
+        guest = getattr(self._guests, "guest", None)
+        if guest is None:
+            guest = self._guests.guest = CountingGuest(self.model, timeout=self.timeout_sec)
         try:
-            cost = measure_kernel(inp.artifact_path, ENTRY, arguments_for(inp.args_info),
-                                  model=self.model, timeout=self.timeout_sec)
+            cost = guest.measure(inp.artifact_path, ENTRY, arguments_for(inp.args_info))
         except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
             return RunnerResult(None, f"CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
         return RunnerResult([cost.seconds(self.hz)], None)

@@ -1,0 +1,1 @@
+"""Benchmarks on the emulated board: XNNPACK (LiteRT) runs of single-layer models."""

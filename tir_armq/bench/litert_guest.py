@@ -1,0 +1,92 @@
+"""Run one single-op int8 TFLite model with the LiteRT interpreter: run by the GUEST python.
+
+    python3.11 -P litert_guest.py MODEL [--warmup 10] [--invokes 5] [--no-xnnpack] [--out FILE] [--maps FILE]
+
+This file runs under qemu-aarch64 on the emulated board (host side: `tir_armq/bench/litert.py`),
+so it imports only the standard library, numpy and ai_edge_litert: never tvm or tir_armq, and never
+numpy.random (importing it seeds a global RandomState from OS entropy, which changes instruction
+counts from run to run; EMULATED_BOARD.md pitfall 4). The input is filled from a fixed integer hash.
+
+One thread. By default LiteRT applies its default delegate, XNNPACK, to int8 models; `--no-xnnpack`
+uses TFLite's own builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES).
+
+After `--warmup` invokes (per-invoke counts settle after ~10: CPython specialisation), each of the
+`--invokes` invokes is wrapped in region markers for the counting qemu plugin:
+`os.lseek(-1, 0x1C0DE001, 0)` before and `os.lseek(-1, 0x1C0DE002, 0)` after (the syscall fails
+with EBADF; the plugin sees it). `--out FILE` writes the output tensor of the last invoke with
+numpy.save (keep FILE off sys.path and out of the cwd when counting: pitfall 5). `--maps FILE`
+copies the guest's /proc/self/maps (where libpywrap_litert_common.so, holding the XNNPACK
+ukernels, is loaded), to name the hot translation blocks the counting plugin reports.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+MARK_START = 0x1C0DE001
+MARK_STOP = 0x1C0DE002
+
+
+def _mark(code):
+    try:
+        os.lseek(-1, code, 0)
+    except OSError:
+        pass
+
+
+def fill(shape, dtype):
+    """Deterministic pseudo-random values over the dtype's range (an integer hash of the index)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    i = np.arange(n, dtype=np.uint32)
+    h = i * np.uint32(2654435761) + np.uint32(0x9E3779B9)  # wraps mod 2**32
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x2C1B3C6D)
+    h ^= h >> np.uint32(12)
+    info = np.iinfo(dtype)
+    span = int(info.max) - int(info.min) + 1
+    vals = (h % np.uint32(span)).astype(np.int64) + int(info.min)
+    return vals.astype(dtype).reshape(tuple(int(d) for d in shape))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--invokes", type=int, default=5)
+    ap.add_argument("--no-xnnpack", action="store_true", help="TFLite builtin kernels, no default delegate")
+    ap.add_argument("--out", help="write the output tensor (numpy .npy) here")
+    ap.add_argument("--maps", help="copy /proc/self/maps here at the end (to map hot code addresses to symbols)")
+    args = ap.parse_args(argv)
+
+    kwargs = {"model_path": args.model, "num_threads": 1}
+    if args.no_xnnpack:
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = Interpreter(**kwargs)
+    interp.allocate_tensors()
+    (inp,) = interp.get_input_details()
+    (outp,) = interp.get_output_details()
+    interp.set_tensor(inp["index"], fill(inp["shape"], inp["dtype"]))
+
+    invoke = interp.invoke
+    for _ in range(args.warmup):
+        invoke()
+    for _ in range(args.invokes):
+        _mark(MARK_START)
+        invoke()
+        _mark(MARK_STOP)
+
+    if args.out:
+        np.save(args.out, interp.get_tensor(outp["index"]), allow_pickle=False)
+    if args.maps:
+        with open("/proc/self/maps") as src, open(args.maps, "w") as dst:
+            dst.write(src.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
