@@ -39,6 +39,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if run_demo(network=args.network, armv7=not args.no_armv7) else 1
 
 
+# ---------------------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tir_armq.bench.run import run_bench
+
+    networks = sorted(NETWORKS) if args.network == "all" else [args.network]
+    kinds = ["depthwise", "conv"] if args.kind == "all" else [args.kind]
+    run_bench(networks, kinds, cpu=args.cpu, trials=args.trials, tvm_default=not args.no_tvm_default,
+              xnnpack=not args.no_xnnpack, out_dir=Path(args.out))
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tir-armq", description=__doc__.splitlines()[0])
@@ -55,6 +68,16 @@ def _build_parser() -> argparse.ArgumentParser:
         func=cmd_board_status
     )
     board_sub.add_parser("stop", help="stop everything `board start` started").set_defaults(func=cmd_board_stop)
+
+    p = sub.add_parser("bench", help="our kernels vs XNNPACK vs TVM's default space, counted on the board")
+    p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS) + ["all"])
+    p.add_argument("--kind", default="all", choices=["depthwise", "conv", "all"])
+    p.add_argument("--cpu", default="cortex-a72", choices=["cortex-a72", "cortex-a53"], help="llvm-mca model")
+    p.add_argument("--trials", type=int, default=32, help="trial budget of TVM's default space (default 32)")
+    p.add_argument("--no-tvm-default", action="store_true", help="skip TVM's default space (it tunes)")
+    p.add_argument("--no-xnnpack", action="store_true", help="skip XNNPACK")
+    p.add_argument("--out", default="bench_out", help="folder for table.txt, results.json, cycles.png")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="every MobileNet layer on the emulated boards, checked bit-exact")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))

@@ -1,0 +1,86 @@
+"""Cost of one layer on the emulated board, three ways: our kernel, XNNPACK (LiteRT), and TVM's own
+MetaSchedule default space. All are per call, from the counting plugin and llvm-mca."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tvm
+
+from ..build import compile_default
+from ..measure.cost import Cost, CountingGuest, cost_of_regions, export_aarch64
+from ..measure.mca import BlockCostCache, CpuModel
+from ..measure.plugin import parse_counts
+from ..measure.runner import CycleEstimateRunner, board_builder, register_intrinsics
+from ..networks import Layer
+from ..paths import cache_dir
+from ..targets import AARCH64_A72
+from .litert import run_litert_guest
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+# LiteRT's per-invoke counts settle after ~15 invokes (CPython specialisation, allocator warm-up).
+XNNPACK_WARMUP, XNNPACK_INVOKES = 20, 3
+
+
+def layer_arguments(layer: Layer, seed: int = 0) -> list[np.ndarray]:
+    """Our kernel's arguments for a layer: full-range int8 data, symmetric int8 weights."""
+    spec = layer.spec()
+    rng = np.random.default_rng(seed)
+    data = rng.integers(-128, 127, size=spec.data_shape, endpoint=True, dtype=np.int8)
+    weight = rng.integers(-127, 127, size=spec.weight_shape, endpoint=True, dtype=np.int8)
+    bias = rng.integers(-(1 << 16), 1 << 16, size=spec.out_channels, dtype=np.int32)
+    return spec.arguments(data, weight, bias)
+
+
+def _measure_executable(ex: tvm.runtime.Executable, layer: Layer, guest: CountingGuest) -> Cost:
+    with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
+        lib = export_aarch64(ex, Path(tmp))
+        return guest.measure(lib, layer.spec().op_name, layer_arguments(layer))
+
+
+def ours_cost(layer: Layer, guest: CountingGuest) -> Cost:
+    """Our kernel with its default schedule (tuned records once a database exists)."""
+    spec = layer.spec()
+    return _measure_executable(compile_default(spec.prim_func(), AARCH64_A72), layer, guest)
+
+
+def xnnpack_cost(layer: Layer, model: CpuModel, cache: BlockCostCache | None = None) -> Cost:
+    """One invoke of the layer's single-op int8 TFLite model, LiteRT's default (XNNPACK) delegate."""
+    path = MODELS_DIR / f"{layer.name}.tflite"
+    if not path.exists():
+        raise FileNotFoundError(f"no single-layer model for {layer.name}: {path} (scripts/make_layer_models.py)")
+    with tempfile.TemporaryDirectory(prefix="tir_armq_xnn.") as tmp:
+        counts_file = Path(tmp) / "counts.txt"
+        run_litert_guest(path, warmup=XNNPACK_WARMUP, invokes=XNNPACK_INVOKES,
+                         plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on"])
+        return cost_of_regions(parse_counts(counts_file), model, cache)
+
+
+def tvm_default_database(layer: Layer, trials: int) -> Path:
+    return cache_dir() / "bench" / "tvm_default" / AARCH64_A72.name / f"{layer.name}-{trials}"
+
+
+def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: CpuModel) -> Cost:
+    """Best of `trials` candidates of TVM's default MetaSchedule space for our PrimFunc, ranked by
+    the same cycle estimate. Tuned once; the database is kept, so a re-run measures the same kernel."""
+    from tvm.s_tir import meta_schedule as ms
+
+    import tvm.s_tir.tensor_intrin.arm_cpu  # noqa: F401 - the default arm space names these intrinsics
+
+    register_intrinsics()
+    target = AARCH64_A72.tvm_target()
+    func = layer.spec().prim_func()
+    work = tvm_default_database(layer, trials)
+    done = work / "done"
+    if not done.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        ms.tune_tir(func, target, str(work), max_trials_global=trials, num_trials_per_iter=min(trials, 32),
+                    builder=board_builder(), runner=CycleEstimateRunner(model), cost_model="xgb", seed=0)
+        done.write_text("")
+    db = ms.database.JSONDatabase(work_dir=str(work), allow_missing=False)
+    sch = ms.tir_integration.compile_tir(db, func, target)
+    if sch is None:
+        raise RuntimeError(f"TVM default space: no valid candidate for {layer.name} in {work}")
+    return _measure_executable(tvm.compile(sch.mod, target=target), layer, guest)

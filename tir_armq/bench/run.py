@@ -1,0 +1,51 @@
+"""`tir-armq bench`: every distinct layer of the chosen networks, ours vs XNNPACK vs TVM's default
+space, counted on the emulated board."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..measure.cost import Cost, CountingGuest
+from ..measure.mca import CPU_MODELS, BlockCostCache
+from ..networks import distinct_layers
+from .costs import ours_cost, tvm_default_cost, xnnpack_cost
+from .report import Row, table, write_outputs
+
+
+def run_bench(
+    networks: list[str],
+    kinds: list[str],
+    *,
+    cpu: str = "cortex-a72",
+    trials: int = 32,
+    tvm_default: bool = True,
+    xnnpack: bool = True,
+    out_dir: Path = Path("bench_out"),
+) -> list[Row]:
+    """Measure, print progress and the table, write table.txt / results.json / cycles.png."""
+    model = CPU_MODELS[cpu]
+    cache = BlockCostCache(model)
+    work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)]
+    rows: list[Row] = []
+    measured: dict = {}  # a layer shared by both networks is measured once
+    start = time.monotonic()
+    with CountingGuest(model) as guest:
+        for i, (net, layer, count) in enumerate(work, 1):
+            if layer not in measured:
+                costs: dict[str, Cost] = {"ours": ours_cost(layer, guest)}
+                if xnnpack:
+                    costs["xnnpack"] = xnnpack_cost(layer, model, cache)
+                if tvm_default:
+                    costs["tvm_default"] = tvm_default_cost(layer, guest, trials, model)
+                measured[layer] = costs
+            rows.append(Row(net, layer, count, measured[layer]))
+            ratio = rows[-1].ratio("xnnpack")
+            print(f"[bench {i}/{len(work)}, {time.monotonic() - start:.0f} s] {net} {layer.name}: "
+                  f"ours {measured[layer]['ours'].cycles / rows[-1].macs:.3f} cycles/MAC"
+                  + (f", XNNPACK/ours {ratio:.2f}x" if ratio else ""), file=sys.stderr, flush=True)
+    print(table(rows))
+    for path in write_outputs(rows, out_dir, cpu):
+        print(f"wrote {path}")
+    return rows
