@@ -113,6 +113,8 @@ def plot(rows: list[Row], path: Path, cpu: str) -> None:
             top = max(c.cycles for c in r.costs.values())
             ax.annotate(f"{ratio:.2f}x", (j, top), ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 3)  # room for the ratio labels under the title
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([f"{r.network.replace('mobilenet_', '')}:{r.layer.name}" for r in rows], rotation=90, fontsize=7)
     ax.set_ylabel(f"estimated cycles per call ({cpu}, llvm-mca)")
