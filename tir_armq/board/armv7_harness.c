@@ -7,12 +7,23 @@
  * backend function pointers (workspace, parallel launch) the runtime would
  * normally fill in when it loads the library.
  *
- * Usage: harness LIB.so FUNC SPEC...
+ * Usage: harness [--warmup W] [--calls N] LIB.so FUNC SPEC...
  *   SPEC = DTYPE:SHAPE:PATH, e.g. int16:37:/tmp/a.bin, int8:1x8x8x16:/tmp/x.bin,
  *   int32::/tmp/s.bin for a rank-0 array. DTYPE is int8|uint8|int16|int32.
  *   PATH holds the raw little-endian C-order bytes; every array is written back
  *   to its PATH after the call (PrimFuncs write their outputs in place).
  * Exit status: 0 ok, 1 usage/IO error, 2 the kernel returned an error.
+ *
+ * Default: one unmarked call. With --warmup and/or --calls (measuring under the insncount qemu
+ * plugin, tir_armq/measure/insncount.c): W unmarked calls (default 0), then N calls (default 1)
+ * each bracketed by region markers, lseek(-1, 0x1C0DE001, SEEK_SET) before and
+ * lseek(-1, 0x1C0DE002, SEEK_SET) after. The markers are raw `svc` instructions (syscall 19,
+ * lseek) issued from this file, not glibc's lseek: glibc's is Thumb-2 code that goes through
+ * _llseek (140) and a syscall helper, so the region would start inside libc with ~20 Thumb
+ * instructions of epilogue and stack-protector check. Raw, a region holds only the call itself:
+ * this file's ARM code around it (the harness is built with -marm, so it is ARM like the kernel)
+ * and whatever the kernel runs. Without the plugin the markers just fail with EBADF.
+ * Building with -DHARNESS_LIBC_MARKERS uses glibc's lseek instead (the plugin recognises both).
  *
  * Build: arm-linux-gnueabihf-gcc -O2 -rdynamic -I<tvm_ffi/include> ... -ldl
  * (-rdynamic: the dlopened .so resolves TVMFFIErrorSetRaisedFromCStrParts
@@ -20,10 +31,13 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <tvm/ffi/c_api.h>
 
@@ -83,6 +97,24 @@ static void set_backend_pointer(void* lib, const char* name, void* fn) {
   void** slot = (void**)dlsym(lib, name);
   if (slot) *slot = fn;
 }
+
+/* ---- region markers for the counting plugin ---------------------------- */
+
+#define MARK_START 0x1C0DE001
+#define MARK_STOP 0x1C0DE002
+
+#if defined(HARNESS_LIBC_MARKERS) || !defined(__arm__) || defined(__thumb__)
+static void mark(long offset) { (void)lseek(-1, (off_t)offset, SEEK_SET); }
+#else
+/* lseek(-1, offset, SEEK_SET) as one ARM-mode `svc`; the kernel (qemu) answers -EBADF. */
+static void mark(long offset) {
+  register long r0 __asm__("r0") = -1;
+  register long r1 __asm__("r1") = offset;
+  register long r2 __asm__("r2") = SEEK_SET;
+  register long r7 __asm__("r7") = SYS_lseek;
+  __asm__ volatile("svc #0" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r7) : "memory");
+}
+#endif
 
 /* ---- arrays ------------------------------------------------------------ */
 
@@ -147,9 +179,34 @@ static int write_array(const Array* a) {
   return (fclose(f) == 0 && put == a->nbytes) ? 0 : -1;
 }
 
+static int parse_count(const char* s, long min, long* out) {
+  char* end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > INT_MAX) return -1;
+  *out = v;
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  long warmup = 0, calls = 1;
+  int marked = 0; /* --warmup/--calls given: bracket the measured calls with region markers */
+  int first = 1;
+  while (first + 1 < argc && strncmp(argv[first], "--", 2) == 0) {
+    int bad = 1;
+    if (strcmp(argv[first], "--warmup") == 0) bad = parse_count(argv[first + 1], 0, &warmup);
+    if (strcmp(argv[first], "--calls") == 0) bad = parse_count(argv[first + 1], 1, &calls);
+    if (bad) {
+      fprintf(stderr, "harness: bad option %s %s\n", argv[first], argv[first + 1]);
+      return 1;
+    }
+    marked = 1;
+    first += 2;
+  }
+  argc -= first - 1;
+  argv += first - 1; /* argv[1] is now LIB.so, whatever options came before it */
   if (argc < 3) {
-    fprintf(stderr, "usage: %s LIB.so FUNC DTYPE:SHAPE:PATH...\n", argv[0]);
+    fprintf(stderr, "usage: harness [--warmup W] [--calls N] LIB.so FUNC DTYPE:SHAPE:PATH...\n");
     return 1;
   }
   int n = argc - 3;
@@ -190,11 +247,17 @@ int main(int argc, char** argv) {
   }
 
   TVMFFIAny result;
-  memset(&result, 0, sizeof result);
-  result.type_index = kTVMFFINone;
-  if (fn(NULL, args, n, &result) != 0) {
-    fprintf(stderr, "harness: %s failed: %s\n", argv[2], g_error[0] ? g_error : "(no message)");
-    return 2;
+  for (long k = 0; k < warmup + calls; ++k) {
+    int measured = marked && k >= warmup;
+    memset(&result, 0, sizeof result);
+    result.type_index = kTVMFFINone;
+    if (measured) mark(MARK_START);
+    int rc = fn(NULL, args, n, &result);
+    if (measured) mark(MARK_STOP);
+    if (rc != 0) {
+      fprintf(stderr, "harness: %s failed: %s\n", argv[2], g_error[0] ? g_error : "(no message)");
+      return 2;
+    }
   }
 
   for (int i = 0; i < n; ++i) {

@@ -101,7 +101,8 @@ class CycleEstimateRunner(PyRunner):
         if guest is None:
             guest = self._guests.guest = CountingGuest(self.model, timeout=self.timeout_sec)
         try:
-            cost = guest.measure(inp.artifact_path, ENTRY, arguments_for(inp.args_info))
+            # Kernels are data-independent and deterministic: one warm-up and one counted call suffice.
+            cost = guest.measure(inp.artifact_path, ENTRY, arguments_for(inp.args_info), warmup=1, calls=1)
         except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
             return RunnerResult(None, f"CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
         return RunnerResult([cost.seconds(self.hz)], None)
