@@ -42,8 +42,17 @@ class DepthwiseConv2DSpec(QuantConvSpec):
     def weight_shape(self) -> tuple[int, int, int, int]:
         return (1, *self.kernel, self.out_channels)
 
-    def prim_func(self) -> tirx.PrimFunc:
-        return _build(self)
+    def prim_func(self, path: str = "int16") -> tirx.PrimFunc:
+        """The PrimFunc of one multiply path: "int16" (the seed's: subtract zero points, widen,
+        SMLAL) for every dtype, or "int8" (zero point folded into the bias, 8-bit products) for
+        TFLite's int8 scheme; both compute the same integers."""
+        if path == "int16":
+            return _build(self)
+        if path == "int8":
+            from .depthwise_int8 import build_int8
+
+            return build_int8(self)
+        raise ValueError(f"path: expected 'int16' or 'int8', got {path!r}")
 
 
 def depthwise_spec(
@@ -113,4 +122,4 @@ def _build(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
     )
     output = add_bias(spec, lambda b, y, x, oc: conv[b, y, x, oc // mult, oc % mult], bias)
     args = [data, weight, bias] + ([weight_zp] if weight_zp is not None else []) + [output]
-    return to_prim_func(spec, OP_NAME, args)
+    return to_prim_func(spec, OP_NAME, args).with_attr("tir_armq.path", "int16")

@@ -1,0 +1,83 @@
+"""Every candidate of the depthwise search space is bit-exact: design spaces replayed with random
+decisions (what the evolutionary search does), built for the host, against the numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import s_tir
+
+from cases import Case, DEPTHWISE_TABLE
+from tir_armq.reference import reference_output
+from tir_armq.schedules.depthwise_space import DepthwiseSpace
+from tir_armq.workloads import depthwise_spec
+from tir_armq.workloads.depthwise_int8 import int8_path_applies
+
+HOST = tvm.target.Target("llvm")
+SAMPLES = 4  # random decision sets per design space
+
+# The int8 path needs TFLite's int8 scheme: int8 data, int8 weights with zero point 0.
+INT8_LAYERS = {
+    **{k: v for k, v in DEPTHWISE_TABLE.items() if int8_path_applies(depthwise_spec(**v))},
+    "c100_stride2_5x5": dict(data_shape=(1, 9, 11, 100), weight_shape=(1, 5, 5, 100), stride=2, padding="SAME",
+                             data_zero_point=127),
+}
+
+
+def _symmetric_inputs(case: Case):
+    """The int8 path's contract: weights in [-127, 127]."""
+    data, weight, bias = case.inputs()
+    return data, np.maximum(weight, -127).astype(np.int8), bias
+
+
+def _candidates(func, seed: int):
+    """Replays of each design space with fresh decisions. A replay that the schedule refuses (e.g.
+    a compute location that inlines the stage the intrinsic reads) is no candidate: MetaSchedule
+    discards it the same way. Each design space must still give valid ones."""
+    rule = DepthwiseSpace()
+    for k, space in enumerate(rule.apply(func, HOST, True)):
+        valid = 0
+        for s in range(3 * SAMPLES):
+            sch = s_tir.Schedule(func, seed=seed * 100 + k * 10 + s)
+            try:
+                space.trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=None)
+            except s_tir.schedule.ScheduleError:
+                continue
+            valid += 1
+            yield sch
+            if valid == SAMPLES:
+                break
+        assert valid, f"design space {k} gave no valid candidate in {3 * SAMPLES} replays"
+
+
+def _run(sch, spec, arrays):
+    ex = tvm.compile(sch.mod, target=HOST)
+    args = [tvm.runtime.tensor(a) for a in spec.arguments(*arrays)]
+    ex[spec.op_name](*args)
+    return args[-1].numpy()
+
+
+@pytest.mark.parametrize("name", sorted(INT8_LAYERS))
+def test_int8_path_candidates_match_reference(name):
+    spec = depthwise_spec(**INT8_LAYERS[name])
+    arrays = _symmetric_inputs(Case(spec, seed=3))
+    expected = reference_output(spec, *arrays)
+    np.testing.assert_array_equal(_run(s_tir.Schedule(spec.prim_func("int8")), spec, arrays), expected)
+    for sch in _candidates(spec.prim_func("int8"), seed=1):
+        np.testing.assert_array_equal(_run(sch, spec, arrays), expected, err_msg=str(sch.trace))
+
+
+@pytest.mark.parametrize("name", ["c100_not_multiple_of_8", "multiplier2", "uint8_asymmetric", "5x5_stride2"])
+def test_int16_path_candidates_match_reference(name):
+    spec = depthwise_spec(**DEPTHWISE_TABLE[name])
+    arrays = Case(spec, seed=5).inputs()
+    expected = reference_output(spec, *arrays)
+    for sch in _candidates(spec.prim_func("int16"), seed=2):
+        np.testing.assert_array_equal(_run(sch, spec, arrays), expected, err_msg=str(sch.trace))
+
+
+def test_int8_path_refuses_other_schemes():
+    spec = depthwise_spec(**DEPTHWISE_TABLE["uint8_asymmetric"])
+    with pytest.raises(ValueError, match="path"):
+        spec.prim_func("int8")

@@ -1,0 +1,92 @@
+"""The depthwise search space: a dlight-style rule whose schedules carry sampled decisions, so
+MetaSchedule's `tune_tir` explores them.
+
+Per multiply path (the PrimFunc's `tir_armq.path`, see `workloads/depthwise_int8.py`):
+
+int8 path (XNNPACK's mla8 arithmetic, register-blocked):
+  loops   n, oh, [c//VC, ow//PX | ow//PX, c//VC], m, pair, ow%PX, c%VC
+          - VC, PX: sampled perfect tiles of C (<= 16 lanes) and OW (<= 8 pixels per iteration);
+          - the order of the two tile loops: one design space each;
+          - pairs and pixels unrolled, lanes vectorized: the PX x VC accumulators live in
+            registers, the tile's weights are loaded once per PX pixels, and LLVM merges the loads
+            that neighbouring pixels share (stride 1);
+  stages  data_pad: sampled compute location (inline, root, or any loop of conv);
+          the epilogue (output) is placed right after the tile's accumulation.
+int16 path (the seed's: zero points subtracted and widened, SMLAL/VMLAL tensorized):
+  the default template with VC in {4, 8} (one design space each), OW tiled (sampled), and the
+  compute location of the widened data stage sampled (materialised: the intrinsic needs it).
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.base import ScheduleRule
+from tvm.target import Target
+
+from .. import intrinsics
+from ..workloads.depthwise import OP_NAME
+from .common import is_workload, pad_iterations, tensorize_update
+
+INT8_ORDERS = ("channels_outer", "pixels_outer")
+# Compute locations start at the root (always valid, so building a design space never fails);
+# MetaSchedule's MutateComputeLocation moves them, and drops the replays a location breaks.
+ROOT = -1
+
+
+class DepthwiseSpace(ScheduleRule):
+    """Design spaces for one depthwise PrimFunc, one per discrete alternative."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> list[s_tir.Schedule] | None:
+        if not is_workload(func, OP_NAME):
+            return None
+        return self.design_spaces(s_tir.Schedule(func), target)
+
+    def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
+        """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
+        path = str(sch.mod["main"].attrs.get("tir_armq.path", "int16"))
+        if path == "int8":
+            return [self._int8(sch.copy(), order) for order in INT8_ORDERS]
+        mac = intrinsics.for_target(target).MAC
+        return [self._int16(sch.copy(), lanes, mac[lanes]) for lanes in (4, 8)]
+
+    # ---------------------------------------------------------------- int8 path
+    def _int8(self, sch: s_tir.Schedule, order: str) -> s_tir.Schedule:
+        conv = sch.get_sblock("conv")
+        n, oh, ow, c, m, pair = sch.get_loops(conv)
+        co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16))
+        owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8))
+        if order == "channels_outer":
+            sch.reorder(n, oh, co, owo, m, pair, owi, ci)
+        else:
+            sch.reorder(n, oh, owo, co, m, pair, owi, ci)
+        # Step 1. the padded input: inline, whole, or per row/tile, as sampled.
+        pad = sch.get_sblock("data_pad")
+        sch.compute_at(pad, sch.sample_compute_location(pad, decision=ROOT))
+        # Step 2. the register tile: vectorize and unroll before decomposing (TVM refuses after).
+        # conv accumulates into the output (its init is the folded bias): with the taps unrolled
+        # the tile is straight-line code and LLVM keeps it in registers.
+        sch.unroll(pair)
+        sch.unroll(owi)
+        sch.vectorize(ci)
+        init = sch.decompose_reduction(conv, pair)
+        owi_init, ci_init = sch.get_loops(init)[-2:]
+        sch.unroll(owi_init)
+        sch.vectorize(ci_init)
+        return sch
+
+    # ---------------------------------------------------------------- int16 path
+    def _int16(self, sch: s_tir.Schedule, lanes: int, mac: str) -> s_tir.Schedule:
+        data, weight, conv = pad_iterations(sch, {3: lanes})
+        sch.transform_layout(data, ("write", 0), lambda n, h, w, i, j, c: (n, h, w, c // lanes, i, j, c % lanes))
+        sch.transform_layout(weight, ("write", 0), lambda c, m, i, j: (c // lanes, m, i, j, c % lanes))
+        sch.transform_layout(conv, ("write", 0), lambda n, h, w, c, m: (n, h, w, c // lanes, m, c % lanes))
+        n, oh, ow, c, m, kh, kw = sch.get_loops(conv)
+        co, ci = sch.split(c, [None, lanes])
+        owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=4))
+        sch.reorder(n, oh, owo, co, owi, m, kh, kw, ci)
+        sch.compute_inline("data_pad")
+        block = sch.get_sblock(data)
+        sch.compute_at(block, sch.sample_compute_location(block, decision=ROOT))
+        sch.reverse_compute_at("output", co)
+        tensorize_update(sch, conv, ci, kh, mac)
+        return sch
