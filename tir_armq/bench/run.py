@@ -38,7 +38,11 @@ def run_bench(
                 if xnnpack:
                     costs["xnnpack"] = xnnpack_cost(layer, model, cache)
                 if tvm_default:
-                    costs["tvm_default"] = tvm_default_cost(layer, guest, trials, model)
+                    best = tvm_default_cost(layer, guest, trials, model)
+                    if best is None:
+                        print(f"[bench] {layer.name}: no valid candidate in TVM's default space", file=sys.stderr)
+                    else:
+                        costs["tvm_default"] = best
                 measured[layer] = costs
             rows.append(Row(net, layer, count, measured[layer]))
             ratio = rows[-1].ratio("xnnpack")

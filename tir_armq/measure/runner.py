@@ -42,8 +42,11 @@ def export_for_board(mod) -> str:
     return path
 
 
-def board_builder(max_workers: int | None = None, timeout_sec: float = 60.0) -> LocalBuilder:
-    """LocalBuilder whose artifacts are aarch64 shared objects and that knows our intrinsics."""
+def board_builder(max_workers: int | None = None, timeout_sec: float = 600.0) -> LocalBuilder:
+    """LocalBuilder whose artifacts are aarch64 shared objects and that knows our intrinsics.
+
+    The timeout is generous: candidates of TVM's default space that unroll a large layer keep LLVM
+    busy for minutes on a loaded 2-core host, and a timed-out build is a lost candidate."""
     return LocalBuilder(
         max_workers=max_workers, timeout_sec=timeout_sec,
         f_export=export_for_board, initializer=register_intrinsics,
