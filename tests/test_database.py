@@ -1,0 +1,88 @@
+"""The target-aware database: records never cross targets, bad files are reported and untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import pytest
+from tvm import s_tir
+
+from tir_armq.database import RECORDS_FILE, WORKLOADS_FILE, DatabaseError, TargetDatabase
+from tir_armq.schedules.depthwise_space import DepthwiseSpace
+from tir_armq.targets import AARCH64_A53, AARCH64_A72, ARMV7_A7
+from tir_armq.workloads import depthwise_spec
+
+FUNC = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+
+
+def _schedule(target):
+    return DepthwiseSpace().apply(FUNC, target.tvm_target(), True)[0]
+
+
+def _db_with_record(root, target=AARCH64_A72, secs=1e-5):
+    db = TargetDatabase(root, target, create=True)
+    db.commit(FUNC, _schedule(target), secs)
+    return db
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_record_round_trips_for_its_target(tmp_path):
+    _db_with_record(tmp_path, secs=2e-5)
+    db = TargetDatabase(tmp_path, AARCH64_A72)
+    assert db.best_seconds(FUNC) == pytest.approx(2e-5)
+    sch = db.best_schedule(FUNC)
+    assert isinstance(sch, s_tir.Schedule)
+    assert "conv_init" in sch.mod.script()  # the replayed trace, not the bare workload
+
+
+def test_other_target_folder_has_nothing(tmp_path):
+    _db_with_record(tmp_path, AARCH64_A72)
+    with pytest.raises(DatabaseError, match="no tuning database"):
+        TargetDatabase(tmp_path, ARMV7_A7)
+
+
+def test_folder_of_another_target_is_refused(tmp_path):
+    _db_with_record(tmp_path, AARCH64_A72)
+    # A user copies the A72 folder to where the A53 records belong.
+    shutil.copytree(tmp_path / AARCH64_A72.name, tmp_path / AARCH64_A53.name)
+    with pytest.raises(DatabaseError, match="refused"):
+        TargetDatabase(tmp_path, AARCH64_A53)
+
+
+def test_foreign_record_inside_a_folder_is_never_served(tmp_path):
+    a72 = _db_with_record(tmp_path / "a", AARCH64_A72)
+    a53 = TargetDatabase(tmp_path / "b", AARCH64_A53, create=True)
+    # Append the A72 record's line to the A53 file, as a careless merge would.
+    with (a53.path / WORKLOADS_FILE).open("a") as f:
+        f.write((a72.path / WORKLOADS_FILE).read_text())
+    with (a53.path / RECORDS_FILE).open("a") as f:
+        f.write((a72.path / RECORDS_FILE).read_text())
+    reopened = TargetDatabase(tmp_path / "b", AARCH64_A53)
+    assert reopened.records(FUNC) == []
+    assert reopened.best_schedule(FUNC) is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_file_is_named_and_left_untouched(tmp_path, damage):
+    db = _db_with_record(tmp_path)
+    records = db.path / RECORDS_FILE
+    text = records.read_text()
+    records.write_text(text[: len(text) // 2] if damage == "truncate" else text + "{not json\n")
+    before = _digest(records)
+    with pytest.raises(DatabaseError, match=RECORDS_FILE):
+        TargetDatabase(tmp_path, AARCH64_A72)
+    assert _digest(records) == before
+
+
+def test_merge_keeps_existing_records_and_skips_foreign_ones(tmp_path):
+    db = _db_with_record(tmp_path / "main", secs=3e-5)
+    other_a72 = _db_with_record(tmp_path / "run1", AARCH64_A72, secs=1e-5)
+    other_a53 = _db_with_record(tmp_path / "run2", AARCH64_A53, secs=5e-6)
+    assert db.merge_from(other_a72.db) == 1
+    assert db.merge_from(other_a53.db) == 0
+    reopened = TargetDatabase(tmp_path / "main", AARCH64_A72)
+    assert [float(r.run_secs[0]) for r in reopened.records(FUNC)] == pytest.approx([1e-5, 3e-5])
