@@ -19,10 +19,11 @@ LAYER = Layer("depthwise", 7, 960, 960, 3, 1)  # MobileNetV2's last depthwise la
 
 def test_ours_is_identical_across_guest_processes():
     with CountingGuest() as first:
-        a = ours_cost(LAYER, first)
+        a, source = ours_cost(LAYER, first)
     with CountingGuest() as second:
-        b = ours_cost(LAYER, second)
+        b, _ = ours_cost(LAYER, second)
     assert a == b
+    assert source == "default"  # no database given
 
 
 def test_xnnpack_is_identical_across_runs_and_matches_the_reference_figure():
@@ -37,7 +38,7 @@ def test_xnnpack_is_identical_across_runs_and_matches_the_reference_figure():
 
 def test_outputs_are_written(tmp_path):
     with CountingGuest() as guest:
-        cost = ours_cost(LAYER, guest)
+        cost, _ = ours_cost(LAYER, guest)
     rows = [Row("mobilenet_v2", LAYER, 3, {"ours": cost})]
     table, results, png = write_outputs(rows, tmp_path, "cortex-a72")
     assert LAYER.name in table.read_text()

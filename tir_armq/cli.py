@@ -48,7 +48,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     networks = sorted(NETWORKS) if args.network == "all" else [args.network]
     kinds = ["depthwise", "conv"] if args.kind == "all" else [args.kind]
     run_bench(networks, kinds, cpu=args.cpu, trials=args.trials, tvm_default=not args.no_tvm_default,
-              xnnpack=not args.no_xnnpack, out_dir=Path(args.out))
+              xnnpack=not args.no_xnnpack, out_dir=Path(args.out), db_root=Path(args.db))
+    return 0
+
+
+# ---------------------------------------------------------------------------- tune
+def cmd_tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tir_armq.networks import distinct_layers
+    from tir_armq.targets import get_target
+    from tir_armq.tuning import RpcBoards, layer_tasks, tune
+
+    layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
+    paths = ("int8", "int16") if args.path == "all" else (args.path,)
+    tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
+    boards = None
+    if args.tracker:
+        host, _, port = args.tracker.partition(":")
+        boards = RpcBoards(host, int(port or 9190), args.key)
+    tune(tasks, get_target(args.target), Path(args.db), trials=args.trials, boards=boards)
     return 0
 
 
@@ -69,6 +88,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     board_sub.add_parser("stop", help="stop everything `board start` started").set_defaults(func=cmd_board_stop)
 
+    p = sub.add_parser("tune", help="tune a network's layers into the target's database")
+    p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
+    p.add_argument("--kind", default="depthwise", choices=["depthwise", "conv", "all"])
+    p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53")
+    p.add_argument("--trials", type=int, default=64, help="candidates per workload (default 64)")
+    p.add_argument("--path", default="all", choices=["int8", "int16", "all"], help="depthwise multiply paths")
+    p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db)")
+    p.add_argument("--tracker", help="HOST:PORT of a TVM RPC tracker with real boards (default: the emulated "
+                   "board's cycle estimate)")
+    p.add_argument("--key", default="rasp4b", help="the boards' tracker key (with --tracker)")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("bench", help="our kernels vs XNNPACK vs TVM's default space, counted on the board")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS) + ["all"])
     p.add_argument("--kind", default="all", choices=["depthwise", "conv", "all"])
@@ -77,6 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tvm-default", action="store_true", help="skip TVM's default space (it tunes)")
     p.add_argument("--no-xnnpack", action="store_true", help="skip XNNPACK")
     p.add_argument("--out", default="bench_out", help="folder for table.txt, results.json, cycles.png")
+    p.add_argument("--db", default="tuning_db", help="tuned records to use for our kernels (default tuning_db)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="every MobileNet layer on the emulated boards, checked bit-exact")

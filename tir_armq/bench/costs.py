@@ -10,6 +10,7 @@ import numpy as np
 import tvm
 
 from ..build import compile_default
+from ..database import TargetDatabase
 from ..measure.cost import Cost, CountingGuest, cost_of_regions, export_aarch64
 from ..measure.mca import BlockCostCache, CpuModel
 from ..measure.plugin import parse_counts
@@ -17,6 +18,7 @@ from ..measure.runner import CycleEstimateRunner, board_builder, register_intrin
 from ..networks import Layer
 from ..paths import cache_dir
 from ..targets import AARCH64_A72
+from ..tuning import layer_tasks
 from .litert import run_litert_guest
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -40,10 +42,20 @@ def _measure_executable(ex: tvm.runtime.Executable, layer: Layer, guest: Countin
         return guest.measure(lib, layer.spec().op_name, layer_arguments(layer))
 
 
-def ours_cost(layer: Layer, guest: CountingGuest) -> Cost:
-    """Our kernel with its default schedule (tuned records once a database exists)."""
+def ours_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
+    """Our kernel: the best tuned record of the layer (over its multiply paths) when the database
+    has one, else the default schedule. Returns the cost and where the kernel came from."""
     spec = layer.spec()
-    return _measure_executable(compile_default(spec.prim_func(), AARCH64_A72), layer, guest)
+    best = None
+    for task in layer_tasks(layer) if db is not None else []:
+        secs = db.best_seconds(task.func)
+        if secs is not None and (best is None or secs < best[0]):
+            best = (secs, task)
+    if best is None:
+        return _measure_executable(compile_default(spec.prim_func(), AARCH64_A72), layer, guest), "default"
+    sch = db.best_schedule(best[1].func)
+    ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target())
+    return _measure_executable(ex, layer, guest), f"tuned:{best[1].name.rsplit('.', 1)[1]}"
 
 
 def xnnpack_cost(layer: Layer, model: CpuModel, cache: BlockCostCache | None = None) -> Cost:

@@ -18,6 +18,7 @@ class Row:
     layer: Layer
     count: int  # how often the network runs this layer
     costs: dict[str, Cost]  # by implementation, those measured
+    source: str = "default"  # our kernel: "default" schedule or "tuned:<multiply path>"
 
     @property
     def macs(self) -> int:
@@ -38,7 +39,7 @@ def table(rows: list[Row]) -> str:
     """Fixed-width table: per layer, instructions and cycles per MAC of each implementation, the
     ratios to XNNPACK and to TVM's default, then totals weighted by how often each layer runs."""
     impls = [i for i in IMPLS if any(i in r.costs for r in rows)]
-    head = f"{'network':<13} {'layer':<34} {'n':>2} {'MMAC':>7} " + " ".join(
+    head = f"{'network':<13} {'layer':<34} {'n':>2} {'MMAC':>7} {'ours from':>12} " + " ".join(
         f"{i + ' ins/MAC':>18} {i + ' cyc/MAC':>18}" for i in impls
     ) + f" {'xnn/ours':>9} {'tvm/ours':>9}"
     lines = [head, "-" * len(head)]
@@ -48,7 +49,7 @@ def table(rows: list[Row]) -> str:
             c = r.costs.get(i)
             cells += [_fmt(c and c.instructions / r.macs, "18.3f"), _fmt(c and c.cycles / r.macs, "18.3f")]
         lines.append(
-            f"{r.network:<13} {r.layer.name:<34} {r.count:>2} {r.macs / 1e6:>7.2f} " + " ".join(cells)
+            f"{r.network:<13} {r.layer.name:<34} {r.count:>2} {r.macs / 1e6:>7.2f} {r.source:>12} " + " ".join(cells)
             + f" {_fmt(r.ratio('xnnpack'), '9.2f')} {_fmt(r.ratio('tvm_default'), '9.2f')}"
         )
     lines.append("-" * len(head))
@@ -71,13 +72,13 @@ def _total_line(label: str, rows: list[Row], impls: list[str]) -> str:
         else:
             cells += [f"{'-':>18}", f"{'-':>18}"]
     ratio = lambda other: cycles[other] / cycles["ours"] if other in cycles and "ours" in cycles else None  # noqa: E731
-    return (f"{label:<51} {macs / 1e6:>7.2f} " + " ".join(cells)
+    return (f"{label:<51} {macs / 1e6:>7.2f} {'':>12} " + " ".join(cells)
             + f" {_fmt(ratio('xnnpack'), '9.2f')} {_fmt(ratio('tvm_default'), '9.2f')}")
 
 
 def to_json(rows: list[Row]) -> list[dict]:
     return [
-        {"network": r.network, "layer": r.layer.name, "count": r.count, "macs": r.macs,
+        {"network": r.network, "layer": r.layer.name, "count": r.count, "macs": r.macs, "ours_from": r.source,
          **{i: asdict(c) for i, c in r.costs.items()}}
         for r in rows
     ]

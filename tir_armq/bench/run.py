@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..measure.cost import Cost, CountingGuest
 from ..measure.mca import CPU_MODELS, BlockCostCache
+from ..database import TargetDatabase
 from ..networks import distinct_layers
+from ..targets import AARCH64_A72
 from .costs import ours_cost, tvm_default_cost, xnnpack_cost
 from .report import Row, table, write_outputs
 
@@ -23,18 +25,25 @@ def run_bench(
     tvm_default: bool = True,
     xnnpack: bool = True,
     out_dir: Path = Path("bench_out"),
+    db_root: Path | None = None,
 ) -> list[Row]:
     """Measure, print progress and the table, write table.txt / results.json / cycles.png."""
     model = CPU_MODELS[cpu]
+    db = None
+    if db_root is not None and (db_root / AARCH64_A72.name).exists():
+        db = TargetDatabase(db_root, AARCH64_A72)
     cache = BlockCostCache(model)
     work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)]
     rows: list[Row] = []
     measured: dict = {}  # a layer shared by both networks is measured once
+    sources: dict = {}  # where our kernel came from: "default" or "tuned:<path>"
     start = time.monotonic()
     with CountingGuest(model) as guest:
         for i, (net, layer, count) in enumerate(work, 1):
             if layer not in measured:
-                costs: dict[str, Cost] = {"ours": ours_cost(layer, guest)}
+                ours, source = ours_cost(layer, guest, db)
+                sources[layer] = source
+                costs: dict[str, Cost] = {"ours": ours}
                 if xnnpack:
                     costs["xnnpack"] = xnnpack_cost(layer, model, cache)
                 if tvm_default:
@@ -44,7 +53,7 @@ def run_bench(
                     else:
                         costs["tvm_default"] = best
                 measured[layer] = costs
-            rows.append(Row(net, layer, count, measured[layer]))
+            rows.append(Row(net, layer, count, measured[layer], sources[layer]))
             ratio = rows[-1].ratio("xnnpack")
             print(f"[bench {i}/{len(work)}, {time.monotonic() - start:.0f} s] {net} {layer.name}: "
                   f"ours {measured[layer]['ours'].cycles / rows[-1].macs:.3f} cycles/MAC"

@@ -1,0 +1,100 @@
+"""Tuning driver: MetaSchedule `tune_tir` over our search space, one task per workload, records
+merged into the target's database.
+
+Each task tunes in a scratch work folder; only when it ends are its records appended to the
+target database, so an interrupted run loses at most the task in flight and never damages what is
+stored. A re-run skips workloads that already have `trials` records for the target (resume).
+A candidate that crashes or hangs the board is a failed measurement; tuning goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tvm import tirx
+from tvm.s_tir import meta_schedule as ms
+
+from .database import TargetDatabase
+from .measure.mca import CPU_MODELS
+from .measure.runner import CycleEstimateRunner, board_builder, register_intrinsics
+from .networks import Layer
+from .schedules.depthwise_space import DepthwiseSpace
+from .targets import ArmTarget
+from .workloads.depthwise_int8 import int8_path_applies
+
+
+@dataclass(frozen=True)
+class Task:
+    """One PrimFunc to tune: a layer in one multiply path."""
+
+    name: str
+    func: tirx.PrimFunc
+
+
+@dataclass(frozen=True)
+class RpcBoards:
+    """Real boards behind a TVM RPC tracker (timings instead of the cycle estimate)."""
+
+    host: str
+    port: int
+    key: str
+
+
+def layer_tasks(layer: Layer, paths: tuple[str, ...] = ("int8", "int16")) -> list[Task]:
+    """Depthwise: each multiply path of `paths` that applies (which wins is measured per layer).
+    Dense convs wait for their search space (the default schedule serves them meanwhile)."""
+    if layer.kind != "depthwise":
+        return []
+    spec = layer.spec()
+    usable = [p for p in paths if p != "int8" or int8_path_applies(spec)]
+    return [Task(f"{layer.name}.{p}", spec.prim_func(p)) for p in usable]
+
+
+def _space(target) -> ms.space_generator.ScheduleFn:
+    rule = DepthwiseSpace()
+    return ms.space_generator.ScheduleFn(
+        lambda sch: rule.design_spaces(sch, target),
+        sch_rules=[],
+        postprocs=[],
+        mutator_probs={ms.mutator.MutateTileSize(): 0.6, ms.mutator.MutateComputeLocation(): 0.4},
+    )
+
+
+def _runner(boards: RpcBoards | None, cpu: str):
+    if boards is None:
+        return CycleEstimateRunner(CPU_MODELS[cpu])
+    return ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=boards.host, tracker_port=boards.port,
+                                                   tracker_key=boards.key, session_timeout_sec=120))
+
+
+def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
+         boards: RpcBoards | None = None, seed: int = 0) -> TargetDatabase:
+    """Tune every task with `trials` candidates; progress and per-task best on stderr."""
+    if target.isa != "aarch64":
+        raise ValueError(f"target: tuning runs on the emulated aarch64 board or real boards; {target.name!r} is not yet supported")
+    register_intrinsics()
+    tvm_target = target.tvm_target()
+    db = TargetDatabase(db_root, target, create=True)
+    start = time.monotonic()
+    for i, task in enumerate(tasks, 1):
+        have = len(db.records(task.func))
+        head = f"[tune {i}/{len(tasks)}, {time.monotonic() - start:.0f} s] {task.name}"
+        if have >= trials:
+            print(f"{head}: {have} records stored, skipped", file=sys.stderr, flush=True)
+            continue
+        work = db.path / ".work" / task.name
+        shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
+        work.mkdir(parents=True)
+        run_db = ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=trials - have,
+                             num_trials_per_iter=min(32, trials - have), space=_space(tvm_target),
+                             builder=board_builder(), runner=_runner(boards, cpu or target.mcpu), seed=seed)
+        added = db.merge_from(run_db)
+        shutil.rmtree(work, ignore_errors=True)
+        best = db.best_seconds(task.func)
+        print(f"{head}: +{added} records, best {best * 1e6:.1f} us" if best else f"{head}: no valid candidate",
+              file=sys.stderr, flush=True)
+    return db
