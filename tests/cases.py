@@ -133,3 +133,29 @@ def conv_cases(draw, max_hw: int = 8, max_c: int = 24) -> Case:
 
 def reference(case: Case) -> np.ndarray:
     return reference_output(case.spec, *case.inputs())
+
+
+# The kernel the cost tests measure on both ISAs: small enough to count in a second.
+COST_SPEC = depthwise_spec((1, 10, 10, 32), (1, 3, 3, 32), padding="SAME", data_zero_point=-3)
+
+
+def cost_inputs() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    data = rng.integers(-128, 127, size=COST_SPEC.data_shape, endpoint=True, dtype=np.int8)
+    weight = rng.integers(-127, 127, size=COST_SPEC.weight_shape, endpoint=True, dtype=np.int8)
+    bias = rng.integers(-1000, 1000, size=COST_SPEC.out_channels, dtype=np.int32)
+    return COST_SPEC.arguments(data, weight, bias)
+
+
+def channel_outer_scalar(target):
+    """COST_SPEC with the channel loop outermost: every inner loop walks a strided channel, so LLVM
+    cannot vectorize it and each MAC is a scalar multiply-add. An obviously slower kernel."""
+    import tvm
+    from tvm import s_tir
+
+    sch = s_tir.Schedule(COST_SPEC.prim_func())
+    sch.compute_inline("data_pad")
+    sch.compute_inline("data_vec")
+    n, oh, ow, c, m, kh, kw = sch.get_loops("conv")
+    sch.reorder(c, n, oh, ow, m, kh, kw)
+    return tvm.compile(sch.mod, target=target.tvm_target())

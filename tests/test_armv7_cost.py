@@ -7,16 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
-import tvm
-from tvm import s_tir
 
+from cases import COST_SPEC, channel_outer_scalar, cost_inputs
 from tir_armq.board.armv7 import run_armv7, run_armv7_counted
 from tir_armq.build import compile_default
 from tir_armq.measure.armv7_cost import block_code, measure_armv7_kernel
 from tir_armq.measure.mca import CORTEX_A7_PROXY, _words, thumb_code
 from tir_armq.measure.plugin import Block
 from tir_armq.targets import ARMV7_A7
-from tir_armq.workloads import depthwise_spec
 
 pytestmark = [
     pytest.mark.armv7,
@@ -26,31 +24,12 @@ pytestmark = [
     ),
 ]
 
-SPEC = depthwise_spec((1, 10, 10, 32), (1, 3, 3, 32), padding="SAME", data_zero_point=-3)
-
-
-def _inputs():
-    rng = np.random.default_rng(7)
-    data = rng.integers(-128, 127, size=SPEC.data_shape, endpoint=True, dtype=np.int8)
-    weight = rng.integers(-127, 127, size=SPEC.weight_shape, endpoint=True, dtype=np.int8)
-    bias = rng.integers(-1000, 1000, size=SPEC.out_channels, dtype=np.int32)
-    return SPEC.arguments(data, weight, bias)
+SPEC = COST_SPEC
 
 
 @pytest.fixture(scope="module")
 def tensorized():
     return compile_default(SPEC.prim_func(), ARMV7_A7)
-
-
-def _channel_outer_scalar():
-    """The same computation with the channel loop outermost: every inner loop walks a strided
-    channel, so LLVM cannot vectorize it and each MAC is a scalar multiply-add."""
-    sch = s_tir.Schedule(SPEC.prim_func())
-    sch.compute_inline("data_pad")
-    sch.compute_inline("data_vec")
-    n, oh, ow, c, m, kh, kw = sch.get_loops("conv")
-    sch.reorder(c, n, oh, ow, m, kh, kw)
-    return tvm.compile(sch.mod, target=ARMV7_A7.tvm_target())
 
 
 def test_thumb_blocks_are_split_by_instruction_length():
@@ -63,7 +42,7 @@ def test_thumb_blocks_are_split_by_instruction_length():
 
 
 def test_marked_calls_keep_results_and_give_one_region_each(tensorized):
-    args = _inputs()
+    args = cost_inputs()
     plain = run_armv7(tensorized, SPEC.op_name, args)
     outs, counts = run_armv7_counted(tensorized, SPEC.op_name, args, warmup=1, calls=3)
     for got, want in zip(outs, plain):
@@ -74,8 +53,8 @@ def test_marked_calls_keep_results_and_give_one_region_each(tensorized):
 
 
 def test_counts_are_identical_across_runs(tensorized):
-    first = measure_armv7_kernel(tensorized, SPEC.op_name, _inputs())
-    second = measure_armv7_kernel(tensorized, SPEC.op_name, _inputs())
+    first = measure_armv7_kernel(tensorized, SPEC.op_name, cost_inputs())
+    second = measure_armv7_kernel(tensorized, SPEC.op_name, cost_inputs())
     assert first == second
     assert first.cpu == CORTEX_A7_PROXY.name
     assert first.instructions > SPEC.macs / 16  # a kernel ran: at least one instruction per 16 MACs
@@ -83,8 +62,8 @@ def test_counts_are_identical_across_runs(tensorized):
 
 
 def test_scalar_kernel_costs_more_than_tensorized(tensorized):
-    fast = measure_armv7_kernel(tensorized, SPEC.op_name, _inputs())
-    scalar = measure_armv7_kernel(_channel_outer_scalar(), SPEC.op_name, _inputs())
+    fast = measure_armv7_kernel(tensorized, SPEC.op_name, cost_inputs())
+    scalar = measure_armv7_kernel(channel_outer_scalar(ARMV7_A7), SPEC.op_name, cost_inputs())
     # Measured: 1.7x the cycles, 2.0x the instructions (the armv7 default schedule's inner loop is
     # only kw=3 long, so its overhead is large next to AArch64's; tests/test_cost.py asks for 2x).
     assert scalar.cycles > 1.3 * fast.cycles
