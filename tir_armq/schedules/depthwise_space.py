@@ -53,8 +53,12 @@ class DepthwiseSpace(ScheduleRule):
     def _int8(self, sch: s_tir.Schedule, order: str) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
-        co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16))
-        owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8))
+        # The tiles start at the measured sweet spot (16 lanes, 4 pixels: PERF_NOTES), so the
+        # search's first candidates are good ones and mutation explores around them.
+        co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16,
+                                                      decision=_tile_decision(sch, c, 16)))
+        owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8,
+                                                         decision=_tile_decision(sch, ow, 4)))
         if order == "channels_outer":
             sch.reorder(n, oh, co, owo, m, pair, owi, ci)
         else:
@@ -90,3 +94,10 @@ class DepthwiseSpace(ScheduleRule):
         sch.reverse_compute_at("output", co)
         tensorize_update(sch, conv, ci, kh, mac)
         return sch
+
+
+def _tile_decision(sch: s_tir.Schedule, loop, want: int) -> list[int]:
+    """A perfect two-level tile of `loop` with the largest inner factor <= `want`."""
+    extent = int(sch.get(loop).extent)
+    inner = max(f for f in range(1, min(want, extent) + 1) if extent % f == 0)
+    return [extent // inner, inner]
