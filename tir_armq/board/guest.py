@@ -86,6 +86,9 @@ class Guest:
             # Hash randomisation changes dict layouts and so instruction counts between runs.
             "PYTHONHASHSEED": "0",
             "OPENBLAS_NUM_THREADS": "1",
+            # One thread, as the benchmark compares (XNNPACK runs with num_threads=1): kernels with
+            # parallel loops would otherwise spin worker threads whose counts depend on timing.
+            "TVM_NUM_THREADS": "1",
             # Load only libtvm_runtime.so under qemu (the compiler library is 240 MB and not needed).
             "TVM_USE_RUNTIME_LIB": "1",
             "TIR_ARMQ_GUEST_PYTHON": str(self.launcher),
