@@ -16,7 +16,8 @@ LOGS="$CACHE/logs"
 VENV="$CACHE/venv"
 mkdir -p "$STAMPS" "$LOGS" "$BOARD"
 
-APT_HOST_PKGS=(qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf)
+# llvm: llvm-mc and llvm-mca for the cycle estimate.
+APT_HOST_PKGS=(qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf llvm)
 SYSROOT_PKGS=(python3.11 libstdc++6)
 # Guest wheels: the TVM runtime (pinned like pyproject.toml), numpy, and what the RPC server uses
 # under the guest python: cloudpickle (PopenWorker) and psutil (killing workers on session timeout).
