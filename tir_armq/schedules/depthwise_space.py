@@ -4,9 +4,10 @@ MetaSchedule's `tune_tir` explores them.
 Per multiply path (the PrimFunc's `tir_armq.path`, see `workloads/depthwise_int8.py`):
 
 int8 path (XNNPACK's mla8 arithmetic, register-blocked):
-  loops   n, oh, [c//VC, ow//PX | ow//PX, c//VC], m, pair, ow%PX, c%VC
-          - VC, PX: sampled perfect tiles of C (<= 16 lanes) and OW (<= 8 pixels per iteration);
-          - the order of the two tile loops: one design space each;
+  loops   channels_outer: n, oh, c//VC, ow//PX, m, pair, ow%PX, c%VC
+          fused_pixels:   n, c//VC, (oh*ow)//PX, m, pair, (oh*ow)%PX, c%VC   (tail by predicate)
+          - VC: sampled perfect tile of C (<= 16 lanes); PX: sampled perfect tile of OW (<= 8), or a
+            sampled width in PIXEL_TILES over the fused plane; one design space per order;
           - pairs and pixels unrolled, lanes vectorized: the PX x VC accumulators live in
             registers, the tile's weights are loaded once per PX pixels, and LLVM merges the loads
             that neighbouring pixels share (stride 1);
@@ -27,7 +28,8 @@ from .. import intrinsics
 from ..workloads.depthwise import OP_NAME
 from .common import is_workload, pad_iterations, tensorize_update
 
-INT8_ORDERS = ("channels_outer", "pixels_outer")
+INT8_ORDERS = ("channels_outer", "fused_pixels")
+PIXEL_TILES = [1, 2, 3, 4, 6, 8]  # pixels per iteration of the fused-plane order (decision 1: 2)
 # Compute locations start at the root (always valid, so building a design space never fails);
 # MetaSchedule's MutateComputeLocation moves them, and drops the replays a location breaks.
 ROOT = -1
@@ -57,12 +59,17 @@ class DepthwiseSpace(ScheduleRule):
         # search's first candidates are good ones and mutation explores around them.
         co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16,
                                                       decision=_tile_decision(sch, c, 16)))
-        owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8,
-                                                         decision=_tile_decision(sch, ow, 4)))
         if order == "channels_outer":
+            owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8,
+                                                             decision=_tile_decision(sch, ow, 4)))
             sch.reorder(n, oh, co, owo, m, pair, owi, ci)
         else:
-            sch.reorder(n, oh, owo, co, m, pair, owi, ci)
+            # Pixels of the whole output plane in one axis, tiled by a sampled width with a tail:
+            # small planes (7x7, 14x14) get 2-4 pixels per iteration whatever their divisors.
+            pixels = sch.fuse(oh, ow)
+            width = sch.sample_categorical(PIXEL_TILES, [1 / len(PIXEL_TILES)] * len(PIXEL_TILES), decision=1)
+            po, owi = sch.split(pixels, [None, width])
+            sch.reorder(n, co, po, m, pair, owi, ci)
         # Step 1. the padded input: inline, whole, or per row/tile, as sampled.
         pad = sch.get_sblock("data_pad")
         sch.compute_at(pad, sch.sample_compute_location(pad, decision=ROOT))
