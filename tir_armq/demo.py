@@ -10,21 +10,9 @@ import time
 import numpy as np
 
 from .build import compile_default
-from .networks import Layer, distinct_layers
+from .networks import distinct_layers
 from .reference import reference_output
 from .targets import AARCH64_A72, ARMV7_A7
-from .workloads.params import dtype_range
-
-
-def layer_inputs(layer: Layer, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-range int8 data, symmetric int8 weights in [-127, 127] (TFLite's scheme), int32 bias."""
-    spec = layer.spec()
-    rng = np.random.default_rng(seed)
-    lo, hi = dtype_range(spec.data_dtype)
-    data = rng.integers(lo, hi, size=spec.data_shape, endpoint=True, dtype=np.int8)
-    weight = rng.integers(-127, 127, size=spec.weight_shape, endpoint=True, dtype=np.int8)
-    bias = rng.integers(-(1 << 16), 1 << 16, size=spec.out_channels, dtype=np.int32)
-    return data, weight, bias
 
 
 def _mac_count(asm: str, isa: str) -> int:
@@ -58,7 +46,7 @@ def _run(network: str, armv7: bool, key: str) -> bool:
     start = time.monotonic()
     for i, (layer, _count) in enumerate(layers):
         spec = layer.spec()
-        data, weight, bias = layer_inputs(layer, seed=i)
+        data, weight, bias = layer.random_inputs(seed=i)
         expected = reference_output(spec, data, weight, bias)
         cells = []
         for target in targets:

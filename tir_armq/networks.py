@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .workloads import QuantConvSpec, conv_spec, depthwise_spec
 
 
@@ -36,6 +38,17 @@ class Layer:
         if self.kind == "depthwise":
             return depthwise_spec((1, self.hw, self.hw, self.cin), (1, self.kernel, self.kernel, self.cout), **common)
         return conv_spec((1, self.hw, self.hw, self.cin), (self.cout, self.kernel, self.kernel, self.cin), **common)
+
+
+    def random_inputs(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """data, weight, bias as TFLite's int8 scheme allows them: full-range int8 data, weights in
+        [-127, 127] (the int8 path's contract), int32 bias."""
+        spec = self.spec()
+        rng = np.random.default_rng(seed)
+        data = rng.integers(-128, 127, size=spec.data_shape, endpoint=True, dtype=np.int8)
+        weight = rng.integers(-127, 127, size=spec.weight_shape, endpoint=True, dtype=np.int8)
+        bias = rng.integers(-(1 << 16), 1 << 16, size=spec.out_channels, dtype=np.int32)
+        return data, weight, bias
 
 
 # (expansion t, output channels c, repeats n, first stride s), from the MobileNetV2 paper.

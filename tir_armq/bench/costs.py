@@ -6,7 +6,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import tvm
 
 from ..build import compile_default
@@ -26,20 +25,10 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 XNNPACK_WARMUP, XNNPACK_INVOKES = 20, 3
 
 
-def layer_arguments(layer: Layer, seed: int = 0) -> list[np.ndarray]:
-    """Our kernel's arguments for a layer: full-range int8 data, symmetric int8 weights."""
-    spec = layer.spec()
-    rng = np.random.default_rng(seed)
-    data = rng.integers(-128, 127, size=spec.data_shape, endpoint=True, dtype=np.int8)
-    weight = rng.integers(-127, 127, size=spec.weight_shape, endpoint=True, dtype=np.int8)
-    bias = rng.integers(-(1 << 16), 1 << 16, size=spec.out_channels, dtype=np.int32)
-    return spec.arguments(data, weight, bias)
-
-
 def _measure_executable(ex: tvm.runtime.Executable, layer: Layer, guest: CountingGuest) -> Cost:
     with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
         lib = export_aarch64(ex, Path(tmp))
-        return guest.measure(lib, layer.spec().op_name, layer_arguments(layer))
+        return guest.measure(lib, layer.spec().op_name, layer.spec().arguments(*layer.random_inputs()))
 
 
 def ours_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
