@@ -127,10 +127,13 @@ class TargetDatabase:
             )
         )
 
-    def merge_from(self, other: ms.database.Database) -> int:
-        """Append every record of `other` (a tuning run's work database) whose target is ours."""
+    def merge_from(self, other: ms.database.Database, skip: set[str] = frozenset()) -> int:
+        """Append every record of `other` (a tuning run's work database) whose target is ours,
+        except those whose trace is in `skip` (records the run was seeded with from here)."""
         key, n = _target_key(self.tvm_target), 0
         for rec in other.get_all_tuning_records():
+            if str(rec.trace) in skip:
+                continue
             if rec.target is not None and _target_key(rec.target) == key and rec.run_secs:
                 workload = self.db.commit_workload(rec.workload.mod)
                 self.db.commit_tuning_record(

@@ -71,6 +71,36 @@ def _runner(boards: RpcBoards | None, cpu: str):
                                                    tracker_key=boards.key, session_timeout_sec=120))
 
 
+def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, keep: int = 8) -> set[str]:
+    """Give the evolutionary search measured starting points: it picks its first population from
+    the database's best records, not from the design spaces' own decisions. So the run's database
+    gets the target database's best records of this workload (a resumed run goes on from them) and
+    each design space's start point, measured with the run's own builder and runner.
+    Returns the copied records' traces, which are not merged back (they are stored already)."""
+    mod = ms.tune_context._normalize_mod(task.func)
+    workload = run_db.commit_workload(mod)
+    copied = set()
+    for rec in db.records(task.func)[:keep]:
+        run_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
+        copied.add(str(rec.trace))
+    args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
+    for sch in _space_of(task.func, tvm_target):
+        (built,) = builder.build([ms.builder.BuilderInput(sch.mod, tvm_target)])
+        if built.error_msg:
+            continue
+        (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
+        result = future.result()
+        if result.run_secs:
+            run_db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, result.run_secs, tvm_target, args_info))
+    return copied
+
+
+def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
+    from tvm import s_tir
+
+    return DepthwiseSpace().design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
+
+
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
          boards: RpcBoards | None = None, seed: int = 0) -> TargetDatabase:
     """Tune every task with `trials` candidates; progress and per-task best on stderr."""
@@ -89,10 +119,13 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
         work = db.path / ".work" / task.name
         shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
         work.mkdir(parents=True)
-        run_db = ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=trials - have,
-                             num_trials_per_iter=min(32, trials - have), space=_space(tvm_target),
-                             builder=board_builder(), runner=_runner(boards, cpu or target.mcpu), seed=seed)
-        added = db.merge_from(run_db)
+        builder, runner = board_builder(), _runner(boards, cpu or target.mcpu)
+        run_db = ms.database.JSONDatabase(work_dir=str(work))
+        copied = _seed(run_db, db, task, tvm_target, builder, runner)
+        ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=trials - have,
+                    num_trials_per_iter=min(32, trials - have), space=_space(tvm_target),
+                    builder=builder, runner=runner, database=run_db, seed=seed)
+        added = db.merge_from(run_db, skip=copied)
         shutil.rmtree(work, ignore_errors=True)
         best = db.best_seconds(task.func)
         print(f"{head}: +{added} records, best {best * 1e6:.1f} us" if best else f"{head}: no valid candidate",
