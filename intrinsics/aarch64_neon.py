@@ -5,6 +5,7 @@
 | aarch64_neon_smlal_4h_i16i16i32         | 4 lanes, C += A * B             | SMLAL .4s, .4h, .4h    |
 | aarch64_neon_smlal2_8h_i16i16i32        | 8 lanes, C += A * B             | SMLAL + SMLAL2 (.8h)   |
 | aarch64_neon_smlal_lane_4x8_i16i16i32   | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x SMLAL/SMLAL2 .h[k] |
+| aarch64_neon_requantize_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | SQRDMULH, SRSHL, XTN   |
 LLVM folds `acc + smull(a, b)` into SMLAL and selects SMLAL2 when both operands are high halves
 of 128-bit registers; the by-element form comes from the lane splat of a loaded int16x4.
 """
@@ -17,6 +18,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .requantize import RoundingOps, register_requantize
 
 SMLAL_4H_I16I16I32 = "aarch64_neon_smlal_4h_i16i16i32"
 SMLAL2_8H_I16I16I32 = "aarch64_neon_smlal2_8h_i16i16i32"
@@ -27,6 +29,14 @@ def smull_4s(a: Expr, b: Expr) -> Expr:
     return T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.smull.v4i32", a, b)
 
 
+def _int32x4(name: str):
+    return lambda a, b: T.call_llvm_pure_intrin("int32x4", f"llvm.aarch64.neon.{name}.v4i32", a, b)
+
+
+ROUNDING_OPS = RoundingOps(doubling_high_mul=_int32x4("sqrdmulh"), saturating_add=_int32x4("sqadd"),
+                           rounding_shift=_int32x4("srshl"))
+
+
 TensorIntrin.register(SMLAL_4H_I16I16I32, mac_desc(4), mac_impl(4, smull_4s))
 TensorIntrin.register(SMLAL2_8H_I16I16I32, mac_desc(8), mac_impl(8, smull_4s))
 TensorIntrin.register(SMLAL_LANE_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lane_impl(4, 8, smull_4s))
@@ -34,3 +44,4 @@ TensorIntrin.register(SMLAL_LANE_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lane_im
 # What a schedule asks for, by shape: elementwise MAC of `lanes`, by-element MAC of (k, lanes).
 MAC = {4: SMLAL_4H_I16I16I32, 8: SMLAL2_8H_I16I16I32}
 MAC_LANE = {(4, 8): SMLAL_LANE_4X8_I16I16I32}
+REQUANTIZE = register_requantize("aarch64_neon_requantize", ROUNDING_OPS)

@@ -5,6 +5,7 @@
 | armv7_neon_vmlal_s16_4_i16i16i32        | 4 lanes, C += A * B             | VMLAL.S16 q, d, d          |
 | armv7_neon_vmlal_s16_8_i16i16i32        | 8 lanes, C += A * B             | 2 x VMLAL.S16 (d halves)   |
 | armv7_neon_vmlal_lane_s16_4x8_i16i16i32 | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x VMLAL.S16 q, d, d[k]   |
+| armv7_neon_requantize_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | VQRDMULH, VRSHL, VMOVN     |
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .requantize import RoundingOps, register_requantize
 
 VMLAL_S16_4_I16I16I32 = "armv7_neon_vmlal_s16_4_i16i16i32"
 VMLAL_S16_8_I16I16I32 = "armv7_neon_vmlal_s16_8_i16i16i32"
@@ -25,9 +27,18 @@ def vmull_s16(a: Expr, b: Expr) -> Expr:
     return T.call_llvm_pure_intrin("int32x4", "llvm.arm.neon.vmulls.v4i32", a, b)
 
 
+def _int32x4(name: str):
+    return lambda a, b: T.call_llvm_pure_intrin("int32x4", f"llvm.{name}.v4i32", a, b)
+
+
+ROUNDING_OPS = RoundingOps(doubling_high_mul=_int32x4("arm.neon.vqrdmulh"), saturating_add=_int32x4("sadd.sat"),
+                           rounding_shift=_int32x4("arm.neon.vrshifts"))
+
+
 TensorIntrin.register(VMLAL_S16_4_I16I16I32, mac_desc(4), mac_impl(4, vmull_s16))
 TensorIntrin.register(VMLAL_S16_8_I16I16I32, mac_desc(8), mac_impl(8, vmull_s16))
 TensorIntrin.register(VMLAL_LANE_S16_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lane_impl(4, 8, vmull_s16))
 
 MAC = {4: VMLAL_S16_4_I16I16I32, 8: VMLAL_S16_8_I16I16I32}
 MAC_LANE = {(4, 8): VMLAL_LANE_S16_4X8_I16I16I32}
+REQUANTIZE = register_requantize("armv7_neon_requantize", ROUNDING_OPS)

@@ -7,8 +7,9 @@ from tvm.target import Target
 
 from .conv_default import ConvDefault
 from .depthwise_default import DepthwiseDefault
+from .requantize_default import RequantizeDefault
 
-DEFAULT_RULES = (DepthwiseDefault(), ConvDefault())
+DEFAULT_RULES = (DepthwiseDefault(), ConvDefault(), RequantizeDefault())
 
 
 def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
@@ -21,4 +22,4 @@ def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
     raise ValueError(f"func: no default schedule for {op or 'a PrimFunc not built by tir_armq.workloads'}")
 
 
-__all__ = ["ConvDefault", "DepthwiseDefault", "DEFAULT_RULES", "default_schedule"]
+__all__ = ["ConvDefault", "DepthwiseDefault", "RequantizeDefault", "DEFAULT_RULES", "default_schedule"]

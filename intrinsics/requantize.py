@@ -1,0 +1,135 @@
+"""Requantize intrinsics: int32 accumulators -> int8/uint8, TFLite's fixed-point arithmetic.
+
+`desc`: `O[i] = requantize(A[i], M[i], S[i])` with the output zero point and clamp in `Q[0:3]`
+(the workload's epilogue, one expression in `tir_armq.workloads.requantize`). `impl`: per group of
+4 lanes, TFLite's NEON sequence
+
+    x  = x << max(S, 0)                     SSHL/USHL (shift >= 0 only in layers with scale > 1)
+    y  = sqrdmulh(x, M)                     SQRDMULH / VQRDMULH
+    y += (y & min(S, 0)) >> 31              AND, SSHR, SQADD: turns round-half-up into half-away
+    y  = rounding_shift(y, min(S, 0))       SRSHL / VRSHL
+    y  = saturating_add(y, zero point), clamp, narrow
+
+so no int64 arithmetic remains. An ISA supplies its three saturating/rounding primitives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tvm import tirx
+from tvm.ir import Expr
+from tvm.script import tirx as T
+
+from ..workloads.requantize import requantize_expr
+
+Binary = Callable[[Expr, Expr], Expr]
+OUTPUT_DTYPES = ("int8", "uint8")
+
+
+@dataclass(frozen=True)
+class RoundingOps:
+    """The int32x4 primitives of an ISA: SQRDMULH, saturating add, rounding shift (negative = right)."""
+
+    doubling_high_mul: Binary
+    saturating_add: Binary
+    rounding_shift: Binary
+
+
+def requantize_desc(lanes: int, out_dtype: str) -> tirx.PrimFunc:
+    # The root's reads list buffers in the order they first occur in the expression (acc, shift,
+    # multiplier, params): tensorize pairs them with the blockized epilogue's reads by position.
+    @T.prim_func(s_tir=True)
+    def desc(
+        A: T.Buffer((lanes,), "int32", offset_factor=1),
+        M: T.Buffer((lanes,), "int32", offset_factor=1),
+        S: T.Buffer((lanes,), "int32", offset_factor=1),
+        Q: T.Buffer((3,), "int32", offset_factor=1),
+        O: T.Buffer((lanes,), out_dtype, offset_factor=1),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(A[0:lanes], S[0:lanes], M[0:lanes], Q[0:3])
+            T.writes(O[0:lanes])
+            for i in T.serial(lanes):
+                with T.sblock("requantize"):
+                    vi = T.axis.remap("S", [i])
+                    O[vi] = requantize_expr(A[vi], M[vi], S[vi], Q[0], Q[1], Q[2], out_dtype)
+
+    return desc
+
+
+def _neon_group(ops: RoundingOps, x: Expr, m: Expr, s: Expr, offset: Expr, low: Expr, high: Expr) -> Expr:
+    zero = T.Broadcast(T.int32(0), 4)
+    right = T.min(s, zero)
+    y = ops.doubling_high_mul(T.shift_left(x, T.max(s, zero)), m)
+    y = ops.saturating_add(y, T.shift_right(T.bitwise_and(y, right), T.Broadcast(T.int32(31), 4)))
+    y = ops.rounding_shift(y, right)
+    y = ops.saturating_add(y, offset)
+    return T.max(T.min(y, high), low)
+
+
+def requantize_impl(lanes: int, out_dtype: str, ops: RoundingOps | None) -> tirx.PrimFunc:
+    """`ops` None: the portable form for the host, the desc's int64 expression lane by lane
+    (vectorised int64 would meet tensorize's index-dtype normaliser, which takes int64 for indices)."""
+    if lanes % 4:
+        raise ValueError(f"lanes: requantize intrinsics work on groups of 4 lanes, got {lanes}")
+    if ops is None:
+
+        @T.prim_func(s_tir=True)
+        def portable(
+            A: T.Buffer((lanes,), "int32", offset_factor=1),
+            M: T.Buffer((lanes,), "int32", offset_factor=1),
+            S: T.Buffer((lanes,), "int32", offset_factor=1),
+            Q: T.Buffer((3,), "int32", offset_factor=1),
+            O: T.Buffer((lanes,), out_dtype, offset_factor=1),
+        ) -> None:
+            with T.sblock("root"):
+                T.reads(A[0:lanes], S[0:lanes], M[0:lanes], Q[0:3])
+                T.writes(O[0:lanes])
+                for i in T.serial(lanes):
+                    O[i] = requantize_expr(A[i], M[i], S[i], Q[0], Q[1], Q[2], out_dtype)
+
+        return portable
+
+    groups = lanes // 4
+
+    def body(A: tirx.Buffer, M: tirx.Buffer, S: tirx.Buffer, Q: tirx.Buffer) -> Expr:
+        offset, low, high = (T.Broadcast(Q[k], 4) for k in range(3))
+        parts = [
+            _neon_group(ops, *(buf.vload([4 * g], "int32x4") for buf in (A, M, S)), offset, low, high)
+            for g in range(groups)
+        ]
+        # The clamp keeps every lane inside out_dtype: the narrowing cast is exact.
+        wide = parts[0] if groups == 1 else tirx.Shuffle(parts, list(range(lanes)))
+        return T.Cast(f"{out_dtype}x{lanes}", wide)
+
+    @T.prim_func(s_tir=True)
+    def impl(
+        A: T.Buffer((lanes,), "int32", offset_factor=1),
+        M: T.Buffer((lanes,), "int32", offset_factor=1),
+        S: T.Buffer((lanes,), "int32", offset_factor=1),
+        Q: T.Buffer((3,), "int32", offset_factor=1),
+        O: T.Buffer((lanes,), out_dtype, offset_factor=1),
+    ) -> None:
+        with T.sblock("root"):
+            T.reads(A[0:lanes], S[0:lanes], M[0:lanes], Q[0:3])
+            T.writes(O[0:lanes])
+            O[T.ramp(0, 1, lanes)] = body(A, M, S, Q)
+
+    return impl
+
+
+def register_requantize(prefix: str, ops: RoundingOps | None, lanes_options=(4, 8, 16)) -> dict:
+    """Register `<prefix>_<lanes>_i32<out>` for every lanes and output dtype; returns
+    `{(lanes, out_dtype): name}`, what schedules ask by shape."""
+    from tvm.s_tir import TensorIntrin
+
+    names = {}
+    for lanes in lanes_options:
+        for out_dtype in OUTPUT_DTYPES:
+            short = "i8" if out_dtype == "int8" else "u8"
+            name = f"{prefix}_{lanes}_i32{short}"
+            TensorIntrin.register(name, requantize_desc(lanes, out_dtype), requantize_impl(lanes, out_dtype, ops))
+            names[(lanes, out_dtype)] = name
+    return names

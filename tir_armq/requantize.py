@@ -1,0 +1,139 @@
+"""TFLite's integer requantize, in numpy: the reference the fused epilogue is checked against.
+
+An int32 accumulator becomes an int8/uint8 output through a fixed-point multiplier and a shift per
+output channel (TFLite `MultiplyByQuantizedMultiplier`, the double-rounding form the interpreter
+ships: `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, multiplier), right)`),
+then the output zero point and the activation clamp. Written from TFLite's
+`kernels/internal/common.h` and gemmlowp's `fixedpoint.h`, in int64 so that every int32 input,
+saturation edges included, has one defined answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_OUTPUT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite `QuantizeMultiplier`: `real ~= multiplier * 2**(shift - 31)`, multiplier a Q31 int32
+    in [2**30, 2**31) (or 0), shift positive for a left shift."""
+    if real < 0:
+        raise ValueError(f"real: a requantize scale is never negative, got {real}")
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(math.floor(q * 2**31 + 0.5))  # std::round: half away from zero (q > 0 here)
+    if q_fixed == 2**31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        return INT32_MAX, 30
+    return q_fixed, shift
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp `SaturatingRoundingDoublingHighMul` (what NEON's SQRDMULH computes), int32 in/out."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    # C's int64 division truncates toward zero; numpy's // floors, so divide magnitudes.
+    num = ab + nudge
+    high = np.sign(num) * (np.abs(num) // (1 << 31))
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    return np.where(overflow, INT32_MAX, high).astype(np.int64)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp `RoundingDivideByPOT`: x / 2**exponent rounded half away from zero, exponent in [0, 31]."""
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """TFLite `MultiplyByQuantizedMultiplier` on int32 values (x * 2**left wraps, as int32 does in C)."""
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = (np.asarray(x, dtype=np.int64) << left).astype(np.int32)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+@dataclass(frozen=True)
+class RequantizeParams:
+    """Per-output-channel multiplier and shift (TFLite's `QuantizeMultiplier` of
+    `input_scale * weight_scale[oc] / output_scale`), output zero point and activation clamp."""
+
+    multiplier: np.ndarray  # int32 (OC,)
+    shift: np.ndarray  # int32 (OC,), positive = left shift
+    output_zero_point: int
+    clamp: tuple[int, int]  # inclusive, in the output dtype's range
+    output_dtype: str = "int8"
+
+    def __post_init__(self) -> None:
+        if self.output_dtype not in _OUTPUT_RANGE:
+            raise ValueError(f"output_dtype: expected int8 or uint8, got {self.output_dtype!r}")
+        lo, hi = _OUTPUT_RANGE[self.output_dtype]
+        if not lo <= self.output_zero_point <= hi:
+            raise ValueError(f"output_zero_point: {self.output_zero_point} is outside {self.output_dtype} [{lo}, {hi}]")
+        if not lo <= self.clamp[0] <= self.clamp[1] <= hi:
+            raise ValueError(f"clamp: {self.clamp} is not an ordered range inside {self.output_dtype} [{lo}, {hi}]")
+        m = np.asarray(self.multiplier)
+        s = np.asarray(self.shift)
+        if m.ndim != 1 or m.shape != s.shape:
+            raise ValueError(f"multiplier, shift: expected two (OC,) arrays, got shapes {m.shape} and {s.shape}")
+        if m.size and (m.min() < 0 or m.max() > INT32_MAX):
+            raise ValueError("multiplier: a Q31 fixed-point value in [0, 2**31)")
+        if s.size and (s.min() < -31 or s.max() > 30):
+            raise ValueError(f"shift: TFLite's exponents lie in [-31, 30], got [{s.min()}, {s.max()}]")
+
+    @classmethod
+    def from_scales(cls, input_scale: float, weight_scales, output_scale: float, output_zero_point: int,
+                    clamp: tuple[int, int], output_dtype: str = "int8") -> RequantizeParams:
+        """As TFLite's conv kernels derive them: double(input_scale) * double(weight_scale) /
+        double(output_scale), the scales being the model's float32 values."""
+        pairs = [
+            quantize_multiplier(float(np.float32(input_scale)) * float(np.float32(ws)) / float(np.float32(output_scale)))
+            for ws in np.atleast_1d(weight_scales)
+        ]
+        return cls(
+            multiplier=np.array([m for m, _ in pairs], dtype=np.int32),
+            shift=np.array([s for _, s in pairs], dtype=np.int32),
+            output_zero_point=int(output_zero_point),
+            clamp=(int(clamp[0]), int(clamp[1])),
+            output_dtype=output_dtype,
+        )
+
+    def broadcast(self, channels: int) -> RequantizeParams:
+        """Per-tensor parameters (one value) repeated for every channel."""
+        if self.multiplier.size == channels:
+            return self
+        if self.multiplier.size != 1:
+            raise ValueError(f"multiplier: {self.multiplier.size} values for {channels} channels")
+        return RequantizeParams(np.repeat(self.multiplier, channels), np.repeat(self.shift, channels),
+                                self.output_zero_point, self.clamp, self.output_dtype)
+
+    def offset_clamp(self) -> np.ndarray:
+        """(zero point, clamp low, clamp high) as the int32 argument of a requantizing PrimFunc."""
+        return np.array([self.output_zero_point, *self.clamp], dtype=np.int32)
+
+
+def requantize(acc: np.ndarray, params: RequantizeParams) -> np.ndarray:
+    """int32 accumulators (..., OC) -> the quantized output, channel on the last axis."""
+    acc = np.asarray(acc)
+    if acc.dtype != np.int32:
+        raise TypeError(f"acc: expected int32, got {acc.dtype}")
+    scaled = multiply_by_quantized_multiplier(acc, params.multiplier, params.shift)
+    out = np.clip(scaled + params.output_zero_point, *params.clamp)
+    return out.astype(params.output_dtype)

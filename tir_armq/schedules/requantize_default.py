@@ -1,0 +1,48 @@
+"""The standalone requantize epilogue as a dlight-style rule: channels in vectors of 16, 8 or 4
+lanes, each a requantize intrinsic (SQRDMULH/SRSHL on NEON).
+
+A channel count that none of them divides stays in the desc's exact int64 scalar form: correct,
+slow, and never a MobileNet layer. The fused conv epilogues tensorize the same block with
+`tensorize_requantize`.
+"""
+
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.base import ScheduleRule
+from tvm.target import Target
+
+from .. import intrinsics
+from ..workloads.requantize import OP_NAME
+from .common import loop_extent
+
+LANES = (16, 8, 4)
+
+
+def requantize_lanes(channels: int) -> int | None:
+    """The widest intrinsic that tiles `channels` exactly."""
+    return next((lanes for lanes in LANES if channels % lanes == 0), None)
+
+
+def tensorize_requantize(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, target: Target,
+                         out_dtype: str) -> bool:
+    """Split the block's innermost (channel) loop by the widest lanes that divide it and tensorize;
+    False (block untouched) when no width divides it."""
+    channel = sch.get_loops(block)[-1]
+    lanes = requantize_lanes(loop_extent(sch, channel))
+    if lanes is None:
+        return False
+    _, inner = sch.split(channel, [None, lanes])
+    sch.tensorize(inner, intrinsics.for_target(target).REQUANTIZE[(lanes, out_dtype)])
+    return True
+
+
+class RequantizeDefault(ScheduleRule):
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        if func.attrs is None or func.attrs.get("tir_armq.op") != OP_NAME:
+            return None
+        sch = s_tir.Schedule(func)
+        block = sch.get_sblock("requantize")
+        out_dtype = str(sch.get(block).writes[0].source.dtype)
+        tensorize_requantize(sch, block, target, out_dtype)
+        return sch

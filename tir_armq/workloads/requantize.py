@@ -1,0 +1,93 @@
+"""TFLite's requantize as a TIR expression: the epilogue of a requantizing workload and the `desc`
+of the requantize intrinsics, written once so that tensorize matches the two structurally.
+
+Computed in int64, which gives every int32 input TFLite's answer without overflow corner cases
+(`tir_armq.requantize` is the numpy twin). The NEON intrinsics compute the same in 32-bit lanes
+with SQRDMULH and SRSHL; nothing int64 is left in a tensorized kernel.
+"""
+
+from __future__ import annotations
+
+from tvm import tirx
+
+INT32_MAX = 2**31 - 1
+
+
+def _with_lanes(dtype: str, lanes: int) -> str:
+    return dtype if lanes == 1 else f"{dtype}x{lanes}"
+
+
+def _i64(value: tirx.PrimExpr) -> tirx.PrimExpr:
+    return tirx.Cast(_with_lanes("int64", value.ty.dtype.lanes), value)
+
+
+def requantize_expr(
+    acc: tirx.PrimExpr,
+    multiplier: tirx.PrimExpr,
+    shift: tirx.PrimExpr,
+    offset: tirx.PrimExpr,
+    low: tirx.PrimExpr,
+    high: tirx.PrimExpr,
+    out_dtype: str,
+) -> tirx.PrimExpr:
+    """`clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + offset, low, high)` as
+    `out_dtype`; all operands int32 with the same lanes (scalars broadcast), multiplier >= 0."""
+    lanes = acc.ty.dtype.lanes
+
+    def c64(value: int) -> tirx.PrimExpr:
+        scalar = tirx.const(value, "int64")
+        return scalar if lanes == 1 else tirx.Broadcast(scalar, lanes)
+
+    one = tirx.const(1, "int64")
+    zero32 = tirx.const(0, "int32")
+    left = tirx.max(shift, zero32)
+    right = _i64(tirx.max(zero32 - shift, zero32))
+    # x * 2**left wraps in int32, as in TFLite's C.
+    shifted = tirx.Cast(acc.ty.dtype, tirx.shift_left(_i64(acc), _i64(left)))
+    # SaturatingRoundingDoublingHighMul: (a*b + nudge) / 2**31 truncated; only INT_MIN * INT_MIN saturates.
+    prod = _i64(shifted) * _i64(multiplier)
+    # sign(prod) is sign(shifted): multipliers are Q31 values in [0, 2**31) (for 0 either nudge
+    # gives 0). Testing the int32 factor also keeps int64 out of the condition, where tensorize's
+    # index-dtype normaliser would narrow it to int32.
+    nudge = tirx.Select(shifted >= tirx.const(0, "int32"), c64(1 << 30), c64(1 - (1 << 30)))
+    doubled_high = tirx.min(tirx.truncdiv(prod + nudge, tirx.const(1 << 31, "int64")), tirx.const(INT32_MAX, "int64"))
+    # RoundingDivideByPOT: half away from zero.
+    mask = tirx.shift_left(one, right) - one
+    threshold = tirx.shift_right(mask, one) + tirx.Cast(mask.ty.dtype, doubled_high < tirx.const(0, "int64"))
+    rounded = tirx.shift_right(doubled_high, right) + tirx.Cast(
+        mask.ty.dtype, tirx.bitwise_and(doubled_high, mask) > threshold
+    )
+    clamped = tirx.max(tirx.min(rounded + _i64(offset), _i64(high)), _i64(low))
+    return tirx.Cast(_with_lanes(out_dtype, lanes), clamped)
+
+
+OP_NAME = "requantize_nhwc"
+
+
+def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8") -> tirx.PrimFunc:
+    """Standalone epilogue `(acc, multiplier, shift, offset_clamp, output)`: int32 `acc` of any
+    rank, channels last, to `out_dtype`; per-channel int32 multiplier and shift, and
+    `offset_clamp = (output zero point, clamp low, clamp high)`. The fused conv epilogues compute
+    the same block."""
+    from tvm import te
+
+    from .params import check_positive_ints
+
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list)) or not shape:
+        raise TypeError(f"shape: expected a non-empty tuple of ints, got {shape!r}")
+    shape = check_positive_ints("shape", shape, len(shape))
+    if out_dtype not in ("int8", "uint8"):
+        raise ValueError(f"out_dtype: expected int8 or uint8, got {out_dtype!r}")
+    channels = shape[-1]
+    acc = te.placeholder(shape, "int32", name="acc")
+    multiplier = te.placeholder((channels,), "int32", name="multiplier")
+    shift = te.placeholder((channels,), "int32", name="shift")
+    offset_clamp = te.placeholder((3,), "int32", name="offset_clamp")
+    out = te.compute(
+        shape,
+        lambda *i: requantize_expr(acc(*i), multiplier(i[-1]), shift(i[-1]), offset_clamp(0), offset_clamp(1),
+                                   offset_clamp(2), out_dtype),
+        name="requantize",
+    )
+    func = te.create_prim_func([acc, multiplier, shift, offset_clamp, out])
+    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME})
