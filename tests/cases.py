@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from tir_armq.reference import reference_output
+from tir_armq.requantize import RequantizeParams, quantize_multiplier
 from tir_armq.workloads import QuantConvSpec, conv_spec, depthwise_spec
 from tir_armq.workloads.params import dtype_range
 
@@ -22,8 +23,10 @@ class Case:
     seed: int
     extreme_values: bool = False
 
-    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """data, weight, bias: uniform over each dtype's range, or only its two end points."""
+    def inputs(self) -> tuple:
+        """data, weight, bias: uniform over each dtype's range, or only its two end points; and the
+        RequantizeParams when the workload requantizes (so `spec.arguments(*inputs)` and
+        `reference_output(spec, *inputs)` take them as they are)."""
         rng = np.random.default_rng(self.seed)
 
         def draw(shape, dtype):
@@ -35,7 +38,9 @@ class Case:
         data = draw(self.spec.data_shape, self.spec.data_dtype)
         weight = draw(self.spec.weight_shape, self.spec.weight_dtype)
         bias = rng.integers(-(1 << 20), 1 << 20, size=self.spec.out_channels, dtype=np.int32)
-        return data, weight, bias
+        if not self.spec.requantizes:
+            return data, weight, bias
+        return data, weight, bias, requantize_params(self.spec, rng)
 
     def __repr__(self) -> str:  # shown by hypothesis and pytest on failure
         return f"Case({self.spec!r}, seed={self.seed}, extreme_values={self.extreme_values})"
@@ -70,10 +75,28 @@ CONV_TABLE = {
 }
 
 
+def requantize_params(spec: QuantConvSpec, rng: np.random.Generator) -> RequantizeParams:
+    """Per-channel scales that map the accumulators (bias up to 2**20) over the output range, one
+    channel with a scale > 1 (a left shift, saturating), a zero point and a clamp inside the range."""
+    scales = rng.uniform(2e-5, 3e-4, size=spec.out_channels)
+    scales[0] = 1.5
+    lo, hi = dtype_range(spec.output_dtype)
+    zero_point = int(rng.integers(lo, hi, endpoint=True))
+    clamp = (lo + int(rng.integers(0, 20)), hi - int(rng.integers(0, 20)))
+    pairs = [quantize_multiplier(float(v)) for v in scales]
+    return RequantizeParams(np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32),
+                            zero_point, clamp, spec.output_dtype)
+
+
 def table_cases() -> list[tuple[str, Case]]:
-    """(id, case) for every named layer, ids prefixed by the op."""
-    cases = [(f"dw-{k}", Case(depthwise_spec(**v), seed=i)) for i, (k, v) in enumerate(DEPTHWISE_TABLE.items())]
-    cases += [(f"conv-{k}", Case(conv_spec(**v), seed=i)) for i, (k, v) in enumerate(CONV_TABLE.items())]
+    """(id, case) for every named layer, ids prefixed by the op; each layer also with the fused
+    requantize epilogue (output in the data's dtype, as TFLite's models have it)."""
+    cases = []
+    for prefix, build, table in (("dw", depthwise_spec, DEPTHWISE_TABLE), ("conv", conv_spec, CONV_TABLE)):
+        for i, (k, v) in enumerate(table.items()):
+            cases.append((f"{prefix}-{k}", Case(build(**v), seed=i)))
+            out = v.get("data_dtype", "int8")
+            cases.append((f"{prefix}-{k}-requantize", Case(build(**v, output_dtype=out), seed=i)))
     return cases
 
 
@@ -89,8 +112,9 @@ def _common(draw, max_hw: int):
     data_dtype = draw(st.sampled_from(["int8", "uint8"]))
     weight_dtype = draw(st.sampled_from(["int8", "uint8"]))
     data_zp = draw(_zero_point(data_dtype))
+    output_dtype = draw(st.sampled_from(["int32", "int8", "uint8"]))
     return dict(kernel=kernel, stride=stride, dilation=dilation, padding=padding, hw=hw,
-                data_dtype=data_dtype, weight_dtype=weight_dtype, data_zp=data_zp)
+                data_dtype=data_dtype, weight_dtype=weight_dtype, data_zp=data_zp, output_dtype=output_dtype)
 
 
 def _zero_point(dtype: str) -> st.SearchStrategy[int]:
@@ -114,6 +138,7 @@ def depthwise_cases(draw, max_hw: int = 9, max_c: int = 36) -> Case:
         stride=c["stride"], dilation=c["dilation"], padding=c["padding"],
         data_dtype=c["data_dtype"], weight_dtype=c["weight_dtype"], data_zero_point=c["data_zp"],
         weight_zero_point=_weight_zero_point(draw, c["weight_dtype"], channels * mult),
+        output_dtype=c["output_dtype"],
     )
     return Case(spec, seed=draw(st.integers(0, 2**32 - 1)), extreme_values=draw(st.booleans()))
 
@@ -127,6 +152,7 @@ def conv_cases(draw, max_hw: int = 8, max_c: int = 24) -> Case:
         stride=c["stride"], dilation=c["dilation"], padding=c["padding"],
         data_dtype=c["data_dtype"], weight_dtype=c["weight_dtype"], data_zero_point=c["data_zp"],
         weight_zero_point=_weight_zero_point(draw, c["weight_dtype"], cout),
+        output_dtype=c["output_dtype"],
     )
     return Case(spec, seed=draw(st.integers(0, 2**32 - 1)), extreme_values=draw(st.booleans()))
 

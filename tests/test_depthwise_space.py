@@ -23,12 +23,14 @@ INT8_LAYERS = {
     "c100_stride2_5x5": dict(data_shape=(1, 9, 11, 100), weight_shape=(1, 5, 5, 100), stride=2, padding="SAME",
                              data_zero_point=127),
 }
+# The same layers with the fused requantize epilogue (int8 out).
+INT8_LAYERS.update({f"{k}-requantize": {**v, "output_dtype": "int8"} for k, v in list(INT8_LAYERS.items())})
 
 
 def _symmetric_inputs(case: Case):
     """The int8 path's contract: weights in [-127, 127]."""
-    data, weight, bias = case.inputs()
-    return data, np.maximum(weight, -127).astype(np.int8), bias
+    data, weight, *rest = case.inputs()
+    return data, np.maximum(weight, -127).astype(np.int8), *rest
 
 
 def _candidates(func, seed: int):
@@ -68,9 +70,16 @@ def test_int8_path_candidates_match_reference(name):
         np.testing.assert_array_equal(_run(sch, spec, arrays), expected, err_msg=str(sch.trace))
 
 
-@pytest.mark.parametrize("name", ["c100_not_multiple_of_8", "multiplier2", "uint8_asymmetric", "5x5_stride2"])
-def test_int16_path_candidates_match_reference(name):
-    spec = depthwise_spec(**DEPTHWISE_TABLE[name])
+INT16_LAYERS = ["c100_not_multiple_of_8", "multiplier2", "uint8_asymmetric", "5x5_stride2"]
+
+
+@pytest.mark.parametrize("output_dtype", ["int32", "requantize"])
+@pytest.mark.parametrize("name", INT16_LAYERS)
+def test_int16_path_candidates_match_reference(name, output_dtype):
+    layer = DEPTHWISE_TABLE[name]
+    if output_dtype == "requantize":
+        layer = {**layer, "output_dtype": layer.get("data_dtype", "int8")}
+    spec = depthwise_spec(**layer)
     arrays = Case(spec, seed=5).inputs()
     expected = reference_output(spec, *arrays)
     for sch in _candidates(spec.prim_func("int16"), seed=2):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .requantize import RequantizeParams
+from .requantize import requantize as tflite_requantize
 from .workloads.conv import Conv2DSpec
 from .workloads.depthwise import DepthwiseConv2DSpec
 from .workloads.spec import QuantConvSpec
@@ -59,10 +61,18 @@ def _to_int32(acc: np.ndarray) -> np.ndarray:
     return acc.astype(np.int32)
 
 
-def reference_output(spec: QuantConvSpec, data: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """The int32 output of whichever workload `spec` describes."""
+def reference_output(spec: QuantConvSpec, data: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                     requantize: RequantizeParams | None = None) -> np.ndarray:
+    """The output of whichever workload `spec` describes: int32, or requantized (TFLite's
+    arithmetic) when the workload fuses requantize."""
     if isinstance(spec, DepthwiseConv2DSpec):
-        return depthwise_conv2d_nhwc(spec, data, weight, bias)
-    if isinstance(spec, Conv2DSpec):
-        return conv2d_nhwc(spec, data, weight, bias)
-    raise TypeError(f"spec: no reference for {type(spec).__name__}")
+        acc = depthwise_conv2d_nhwc(spec, data, weight, bias)
+    elif isinstance(spec, Conv2DSpec):
+        acc = conv2d_nhwc(spec, data, weight, bias)
+    else:
+        raise TypeError(f"spec: no reference for {type(spec).__name__}")
+    if not spec.requantizes:
+        return acc
+    if requantize is None:
+        raise ValueError(f"requantize: the workload outputs {spec.output_dtype}; pass its RequantizeParams")
+    return tflite_requantize(acc, requantize.broadcast(spec.out_channels))

@@ -18,6 +18,7 @@ from tvm.target import Target
 from .. import intrinsics
 from ..workloads.conv import OP_NAME
 from .common import is_workload, pad_iterations, tensorize_update, vectorize_below
+from .requantize_default import place_requantize
 
 # conv's loops: n, oh, ow, oc, kh, kw, ic
 _OC, _IC = 3, 6
@@ -36,6 +37,7 @@ class ConvDefault(ScheduleRule):
         sch.transform_layout(weight, ("write", 0), lambda o, i, j, c: (o // LANES, i, j, c, o % LANES))
         ow, kh, oci = self._loop_nest(sch, conv)
         self._place_stages(sch, data, ow)
+        place_requantize(sch, ow, target)
         tensorize_update(sch, conv, oci, kh, mac)
         return sch
 

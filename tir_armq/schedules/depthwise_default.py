@@ -16,6 +16,7 @@ from tvm.target import Target
 from .. import intrinsics
 from ..workloads.depthwise import OP_NAME
 from .common import is_workload, pad_iterations, tensorize_update, vectorize_below
+from .requantize_default import place_requantize
 
 # conv's loops: n, oh, ow, c, m, kh, kw
 _C = 3
@@ -38,6 +39,7 @@ class DepthwiseDefault(ScheduleRule):
         self._seed_layouts(sch, data, weight, conv)
         ow, co, kh, ci = self._loop_nest(sch, conv)
         self._place_stages(sch, data, co, ow)
+        place_requantize(sch, ow, target)
         tensorize_update(sch, conv, ci, kh, mac)
         return sch
 

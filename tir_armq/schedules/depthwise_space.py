@@ -12,7 +12,8 @@ int8 path (XNNPACK's mla8 arithmetic, register-blocked):
             registers, the tile's weights are loaded once per PX pixels, and LLVM merges the loads
             that neighbouring pixels share (stride 1);
   stages  data_pad: sampled compute location (inline, root, or any loop of conv);
-          the epilogue (output) is placed right after the tile's accumulation.
+          the requantize epilogue (if any) per output row (channels_outer) or plane (fused_pixels)
+          over all channels, reading the int32 row back from L1.
 int16 path (the seed's: zero points subtracted and widened, SMLAL/VMLAL tensorized):
   the default template with VC in {4, 8} (one design space each), OW tiled (sampled), and the
   compute location of the widened data stage sampled (materialised: the intrinsic needs it).
@@ -27,6 +28,7 @@ from tvm.target import Target
 from .. import intrinsics
 from ..workloads.depthwise import OP_NAME
 from .common import is_workload, pad_iterations, tensorize_update
+from .requantize_default import place_requantize
 
 INT8_ORDERS = ("channels_outer", "fused_pixels")
 PIXEL_TILES = [1, 2, 3, 4, 6, 8]  # pixels per iteration of the fused-plane order (decision 1: 2)
@@ -47,12 +49,12 @@ class DepthwiseSpace(ScheduleRule):
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
         path = str(sch.mod["main"].attrs.get("tir_armq.path", "int16"))
         if path == "int8":
-            return [self._int8(sch.copy(), order) for order in INT8_ORDERS]
+            return [self._int8(sch.copy(), order, target) for order in INT8_ORDERS]
         mac = intrinsics.for_target(target).MAC
-        return [self._int16(sch.copy(), lanes, mac[lanes]) for lanes in (4, 8)]
+        return [self._int16(sch.copy(), lanes, mac[lanes], target) for lanes in (4, 8)]
 
     # ---------------------------------------------------------------- int8 path
-    def _int8(self, sch: s_tir.Schedule, order: str) -> s_tir.Schedule:
+    def _int8(self, sch: s_tir.Schedule, order: str, target: Target) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
         # The tiles start at the measured sweet spot (16 lanes, 4 pixels: PERF_NOTES), so the
@@ -63,6 +65,7 @@ class DepthwiseSpace(ScheduleRule):
             owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8,
                                                              decision=_tile_decision(sch, ow, 4)))
             sch.reorder(n, oh, co, owo, m, pair, owi, ci)
+            rows = oh
         else:
             # Pixels of the whole output plane in one axis, tiled by a sampled width with a tail:
             # small planes (7x7, 14x14) get 2-4 pixels per iteration whatever their divisors.
@@ -70,6 +73,7 @@ class DepthwiseSpace(ScheduleRule):
             width = sch.sample_categorical(PIXEL_TILES, [1 / len(PIXEL_TILES)] * len(PIXEL_TILES), decision=1)
             po, owi = sch.split(pixels, [None, width])
             sch.reorder(n, co, po, m, pair, owi, ci)
+            rows = n
         # Step 1. the padded input: inline, whole, or per row/tile, as sampled.
         pad = sch.get_sblock("data_pad")
         sch.compute_at(pad, sch.sample_compute_location(pad, decision=ROOT))
@@ -83,10 +87,14 @@ class DepthwiseSpace(ScheduleRule):
         owi_init, ci_init = sch.get_loops(init)[-2:]
         sch.unroll(owi_init)
         sch.vectorize(ci_init)
+        # The epilogue goes under the innermost loop that is not a sampled tile (a row of the
+        # output, the plane for the fused order): its channel loop is then all the channels, the
+        # vector width is fixed by the layer, and every replayed trace tensorizes it.
+        place_requantize(sch, rows, target)
         return sch
 
     # ---------------------------------------------------------------- int16 path
-    def _int16(self, sch: s_tir.Schedule, lanes: int, mac: str) -> s_tir.Schedule:
+    def _int16(self, sch: s_tir.Schedule, lanes: int, mac: str, target: Target) -> s_tir.Schedule:
         data, weight, conv = pad_iterations(sch, {3: lanes})
         sch.transform_layout(data, ("write", 0), lambda n, h, w, i, j, c: (n, h, w, c // lanes, i, j, c % lanes))
         sch.transform_layout(weight, ("write", 0), lambda c, m, i, j: (c // lanes, m, i, j, c % lanes))
@@ -99,6 +107,9 @@ class DepthwiseSpace(ScheduleRule):
         block = sch.get_sblock(data)
         sch.compute_at(block, sch.sample_compute_location(block, decision=ROOT))
         sch.reverse_compute_at("output", co)
+        # Per pixel tile, over all channels: a padded channel tile (C = 100) is not a whole
+        # number of requantize vectors, the full channel row is.
+        place_requantize(sch, owo, target)
         tensorize_update(sch, conv, ci, kh, mac)
         return sch
 

@@ -2,8 +2,8 @@
 lanes, each a requantize intrinsic (SQRDMULH/SRSHL on NEON).
 
 A channel count that none of them divides stays in the desc's exact int64 scalar form: correct,
-slow, and never a MobileNet layer. The fused conv epilogues tensorize the same block with
-`tensorize_requantize`.
+slow, and never a MobileNet layer. The conv schedules place and tensorize their fused epilogue
+(the same block) with `place_requantize`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,30 @@ def requantize_lanes(channels: int) -> int | None:
 
 
 def tensorize_requantize(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, target: Target,
-                         out_dtype: str) -> bool:
-    """Split the block's innermost (channel) loop by the widest lanes that divide it and tensorize;
-    False (block untouched) when no width divides it."""
+                         out_dtype: str, lanes: int | None = None) -> bool:
+    """Split the block's innermost (channel) loop by `lanes` (default: the widest that divides it)
+    and tensorize; False (block untouched) when no width divides it."""
     channel = sch.get_loops(block)[-1]
-    lanes = requantize_lanes(loop_extent(sch, channel))
+    if lanes is None:
+        lanes = requantize_lanes(loop_extent(sch, channel))
     if lanes is None:
         return False
     _, inner = sch.split(channel, [None, lanes])
     sch.tensorize(inner, intrinsics.for_target(target).REQUANTIZE[(lanes, out_dtype)])
     return True
+
+
+def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: Target,
+                     lanes: int | None = None) -> None:
+    """The fused epilogue of a requantizing conv workload (no-op for an int32 one): computed right
+    after the int32 tile it reads, under `loop`, and tensorized. Under a loop whose channel extent
+    is a sampled tile, pass a fixed `lanes`: the trace then replays for every tile it divides."""
+    try:
+        block = sch.get_sblock("requantize")
+    except Exception:  # noqa: BLE001 - get_sblock raises a ScheduleError subclass per TVM build
+        return
+    sch.reverse_compute_at(block, loop)
+    tensorize_requantize(sch, block, target, str(sch.get(block).writes[0].source.dtype), lanes)
 
 
 class RequantizeDefault(ScheduleRule):

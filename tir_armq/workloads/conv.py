@@ -19,7 +19,7 @@ from tvm import te, tirx
 
 from . import params as P
 from .spec import QuantConvSpec, validated_fields
-from .stages import add_bias, pad_data, placeholders, to_prim_func, widen_data, widen_weight
+from .stages import add_bias, epilogue_args, pad_data, placeholders, to_prim_func, widen_data, widen_weight
 
 OP_NAME = "conv2d_nhwc"
 
@@ -59,6 +59,7 @@ def conv_spec(
     weight_dtype: str = "int8",
     data_zero_point: int = 0,
     weight_zero_point: int | Sequence[int] = 0,
+    output_dtype: str = "int32",
 ) -> Conv2DSpec:
     """Validate a dense conv layer given as TFLite describes it (weights OHWI)."""
     data_shape = P.check_positive_ints("data_shape", data_shape, 4)
@@ -70,13 +71,14 @@ def conv_spec(
     fields = validated_fields(
         data_shape, weight_shape[1:3], weight_shape[0], stride=stride, dilation=dilation,
         padding=padding, data_dtype=data_dtype, weight_dtype=weight_dtype,
-        data_zero_point=data_zero_point, weight_zero_point=weight_zero_point,
+        data_zero_point=data_zero_point, weight_zero_point=weight_zero_point, output_dtype=output_dtype,
     )
     return Conv2DSpec(**fields, channels_out=weight_shape[0])
 
 
 def conv2d_nhwc(data_shape: Sequence[int], weight_shape: Sequence[int], **kwargs) -> tirx.PrimFunc:
-    """PrimFunc `(data, weight, bias[, weight_zero_point], output)`; see `conv_spec` for kwargs."""
+    """PrimFunc `(data, weight, bias[, weight_zero_point][, multiplier, shift, offset_clamp], output)`;
+    see `conv_spec` for kwargs."""
     return conv_spec(data_shape, weight_shape, **kwargs).prim_func()
 
 
@@ -110,5 +112,5 @@ def _build(spec: Conv2DSpec) -> tirx.PrimFunc:
         name="conv",
     )
     output = add_bias(spec, lambda b, y, x, o: conv[b, y, x, o], bias)
-    args = [data, weight, bias] + ([weight_zp] if weight_zp is not None else []) + [output]
+    args = [data, weight, bias] + ([weight_zp] if weight_zp is not None else []) + epilogue_args(spec, output)
     return to_prim_func(spec, OP_NAME, args)

@@ -22,7 +22,7 @@ from tvm import te, tirx
 
 from . import params as P
 from .spec import QuantConvSpec, validated_fields
-from .stages import add_bias, pad_data, placeholders, to_prim_func, widen_data, widen_weight
+from .stages import add_bias, epilogue_args, pad_data, placeholders, to_prim_func, widen_data, widen_weight
 
 OP_NAME = "depthwise_conv2d_nhwc"
 
@@ -66,6 +66,7 @@ def depthwise_spec(
     weight_dtype: str = "int8",
     data_zero_point: int = 0,
     weight_zero_point: int | Sequence[int] = 0,
+    output_dtype: str = "int32",
 ) -> DepthwiseConv2DSpec:
     """Validate a depthwise layer given as TFLite describes it (weights `(1, KH, KW, C*M)`)."""
     data_shape = P.check_positive_ints("data_shape", data_shape, 4)
@@ -81,13 +82,14 @@ def depthwise_spec(
     fields = validated_fields(
         data_shape, weight_shape[1:3], weight_shape[3], stride=stride, dilation=dilation,
         padding=padding, data_dtype=data_dtype, weight_dtype=weight_dtype,
-        data_zero_point=data_zero_point, weight_zero_point=weight_zero_point,
+        data_zero_point=data_zero_point, weight_zero_point=weight_zero_point, output_dtype=output_dtype,
     )
     return DepthwiseConv2DSpec(**fields, multiplier=weight_shape[3] // channels)
 
 
 def depthwise_conv2d_nhwc(data_shape: Sequence[int], weight_shape: Sequence[int], **kwargs) -> tirx.PrimFunc:
-    """PrimFunc `(data, weight, bias[, weight_zero_point], output)`; see `depthwise_spec` for kwargs."""
+    """PrimFunc `(data, weight, bias[, weight_zero_point][, multiplier, shift, offset_clamp], output)`;
+    see `depthwise_spec` for kwargs."""
     return depthwise_spec(data_shape, weight_shape, **kwargs).prim_func()
 
 
@@ -121,5 +123,5 @@ def _build(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
         name="conv",
     )
     output = add_bias(spec, lambda b, y, x, oc: conv[b, y, x, oc // mult, oc % mult], bias)
-    args = [data, weight, bias] + ([weight_zp] if weight_zp is not None else []) + [output]
+    args = [data, weight, bias] + ([weight_zp] if weight_zp is not None else []) + epilogue_args(spec, output)
     return to_prim_func(spec, OP_NAME, args).with_attr("tir_armq.path", "int16")

@@ -27,6 +27,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .depthwise import OP_NAME, DepthwiseConv2DSpec
+from .requantize import requantize_expr
 
 PATH = "int8"
 
@@ -61,16 +62,12 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
     zx = spec.data_zero_point
 
     # Written in TVMScript rather than TE for one reason: the conv block's init is the folded bias
-    # (TE drops reduction inits), so conv accumulates straight into the output: no epilogue pass,
-    # and the accumulator tile stays in registers across the unrolled taps.
+    # (TE drops reduction inits), so conv accumulates straight into its int32 destination (the
+    # output, or the requantize epilogue's input): no bias pass, and the accumulator tile stays in
+    # registers across the unrolled taps.
     # (The phantom tap past an odd kernel reads the last real tap; its weight is 0.)
-    @T.prim_func(s_tir=True)
-    def func(
-        data: T.Buffer((n_, h_, w_, c_), "int8"),
-        weight: T.Buffer((1, kh_, kw_, oc_), "int8"),
-        bias: T.Buffer((oc_,), "int32"),
-        output: T.Buffer((n_, oh_, ow_, oc_), "int32"),
-    ):
+    @T.macro
+    def accumulate(data, weight, bias, acc):
         data_pad = T.sblock_alloc_buffer((n_, hp, wp, c_), "int8")
         weight_vec = T.sblock_alloc_buffer((c_, m_, pairs, 2), "int8")
         weight_sum = T.sblock_alloc_buffer((oc_,), "int32")
@@ -105,8 +102,8 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
             with T.sblock("conv"):
                 v_b, v_y, v_x, v_c, v_m, v_p = T.axis.remap("SSSSSR", [b, y, x, c, m, p])
                 with T.init():
-                    output[v_b, v_y, v_x, v_c * m_ + v_m] = bias_vec[v_c * m_ + v_m]
-                output[v_b, v_y, v_x, v_c * m_ + v_m] = output[v_b, v_y, v_x, v_c * m_ + v_m] + T.Cast(
+                    acc[v_b, v_y, v_x, v_c * m_ + v_m] = bias_vec[v_c * m_ + v_m]
+                acc[v_b, v_y, v_x, v_c * m_ + v_m] = acc[v_b, v_y, v_x, v_c * m_ + v_m] + T.Cast(
                     "int32",
                     T.Cast("int16", data_pad[v_b, v_y * sh + v_p * 2 // kw_ * dh, v_x * sw + v_p * 2 % kw_ * dw, v_c])
                     * T.Cast("int16", weight_vec[v_c, v_m, v_p, 0])
@@ -121,6 +118,40 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
                     )
                     * T.Cast("int16", weight_vec[v_c, v_m, v_p, 1]),
                 )
+
+    if not spec.requantizes:
+
+        @T.prim_func(s_tir=True)
+        def func(
+            data: T.Buffer((n_, h_, w_, c_), "int8"),
+            weight: T.Buffer((1, kh_, kw_, oc_), "int8"),
+            bias: T.Buffer((oc_,), "int32"),
+            output: T.Buffer((n_, oh_, ow_, oc_), "int32"),
+        ):
+            accumulate(data, weight, bias, output)
+
+    else:
+        out_dtype = spec.output_dtype
+
+        @T.prim_func(s_tir=True)
+        def func(
+            data: T.Buffer((n_, h_, w_, c_), "int8"),
+            weight: T.Buffer((1, kh_, kw_, oc_), "int8"),
+            bias: T.Buffer((oc_,), "int32"),
+            multiplier: T.Buffer((oc_,), "int32"),
+            shift: T.Buffer((oc_,), "int32"),
+            offset_clamp: T.Buffer((3,), "int32"),
+            requantize: T.Buffer((n_, oh_, ow_, oc_), out_dtype),
+        ):
+            output = T.sblock_alloc_buffer((n_, oh_, ow_, oc_), "int32")
+            accumulate(data, weight, bias, output)
+            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
+                with T.sblock("requantize"):
+                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
+                    requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
+                        output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
+                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype,
+                    )
 
     return func.with_attrs(
         {"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME, "tir_armq.path": PATH}

@@ -29,6 +29,13 @@ def check_dtype(name: str, dtype: object) -> str:
     return dtype
 
 
+def check_output_dtype(name: str, dtype: object) -> str:
+    if dtype not in ("int32", *QUANT_DTYPES):
+        raise TypeError(f"{name}: expected 'int32' (accumulators) or a quantized dtype "
+                        f"({', '.join(QUANT_DTYPES)}) for a requantizing epilogue, got {dtype!r}")
+    return str(dtype)
+
+
 def check_positive_ints(name: str, values: Sequence[object], length: int) -> tuple[int, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise TypeError(f"{name}: expected a sequence of {length} ints, got {values!r}")

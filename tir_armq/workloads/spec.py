@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..requantize import RequantizeParams
 from . import params as P
 from .params import Padding
 
@@ -17,7 +18,9 @@ class QuantConvSpec:
     """Fields common to both workloads; built only through the validating workload functions.
 
     `weight_zero_point` is an int (per tensor) or a tuple with one value per output channel; a
-    per-channel zero point becomes an extra int32 argument of the PrimFunc.
+    per-channel zero point becomes an extra int32 argument of the PrimFunc. `output_dtype` "int32"
+    gives the accumulators (+ bias); "int8"/"uint8" fuses TFLite's requantize into the epilogue,
+    with three more int32 arguments (multiplier, shift, offset_clamp; see `tir_armq.requantize`).
     """
 
     data_shape: tuple[int, int, int, int]  # N, H, W, C
@@ -29,6 +32,7 @@ class QuantConvSpec:
     weight_dtype: str
     data_zero_point: int
     weight_zero_point: int | tuple[int, ...]
+    output_dtype: str = "int32"
 
     op_name: ClassVar[str]  # the PrimFunc's global symbol, and the op its schedule rule accepts
 
@@ -54,6 +58,10 @@ class QuantConvSpec:
         return (self.data_shape[0], *self.out_hw, self.out_channels)
 
     @property
+    def requantizes(self) -> bool:
+        return self.output_dtype != "int32"
+
+    @property
     def per_channel_weight_zp(self) -> bool:
         return isinstance(self.weight_zero_point, tuple)
 
@@ -71,8 +79,10 @@ class QuantConvSpec:
             np.asarray(self.weight_zero_point, dtype=np.int32), (self.out_channels,)
         ).copy()
 
-    def arguments(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> list[np.ndarray]:
-        """The PrimFunc's arguments in order, the last one the zeroed int32 output."""
+    def arguments(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                  requantize: RequantizeParams | None = None) -> list[np.ndarray]:
+        """The PrimFunc's arguments in order, the last one the zeroed output; `requantize` is
+        required exactly when the workload requantizes."""
         checks = (
             ("data", data, self.data_shape, self.data_dtype),
             ("weight", weight, self.weight_shape, self.weight_dtype),
@@ -86,7 +96,16 @@ class QuantConvSpec:
         args = [data, weight, bias]
         if self.per_channel_weight_zp:
             args.append(self.weight_zero_points())
-        args.append(np.zeros(self.out_shape, dtype=np.int32))
+        if self.requantizes:
+            if requantize is None:
+                raise ValueError(f"requantize: this workload outputs {self.output_dtype}; pass its RequantizeParams")
+            params = requantize.broadcast(self.out_channels)
+            if params.output_dtype != self.output_dtype:
+                raise TypeError(f"requantize: parameters for {params.output_dtype}, workload outputs {self.output_dtype}")
+            args += [params.multiplier.astype(np.int32), params.shift.astype(np.int32), params.offset_clamp()]
+        elif requantize is not None:
+            raise ValueError("requantize: this workload outputs int32 accumulators; build it with output_dtype int8/uint8")
+        args.append(np.zeros(self.out_shape, dtype=self.output_dtype))
         return args
 
 
@@ -102,6 +121,7 @@ def validated_fields(
     weight_dtype: str,
     data_zero_point: int,
     weight_zero_point: int | Sequence[int],
+    output_dtype: str = "int32",
 ) -> dict[str, Any]:
     """The fields every QuantConvSpec has, checked; shapes are checked by the op's own builder."""
     stride = P.pair("stride", stride)
@@ -124,4 +144,5 @@ def validated_fields(
         weight_zero_point=P.check_weight_zero_point(
             "weight_zero_point", weight_zero_point, weight_dtype, out_channels
         ),
+        output_dtype=P.check_output_dtype("output_dtype", output_dtype),
     )

@@ -1,13 +1,14 @@
 """TE stages both workloads share: the padded input, the widening casts, the bias epilogue.
 
 Stage names are part of the contract with the schedules: `data_pad`, `data_vec`, `weight_vec`,
-`conv`, `output`.
+`conv`, `output`, and `requantize` (the fused epilogue of a workload with an int8/uint8 output).
 """
 
 from __future__ import annotations
 
 from tvm import te, tirx
 
+from .requantize import requantize_expr
 from .spec import QuantConvSpec
 
 # Every workload has these (the int16 path adds data_vec, weight_vec and the output epilogue, the
@@ -60,6 +61,39 @@ def add_bias(spec: QuantConvSpec, acc, bias: te.Tensor) -> te.Tensor:
     return te.compute(
         spec.out_shape, lambda b, y, x, oc: acc(b, y, x, oc) + bias[oc], name="output"
     )
+
+
+def requantize_placeholders(spec: QuantConvSpec) -> list[te.Tensor]:
+    """multiplier, shift (per output channel) and offset_clamp (zero point, clamp low, high)."""
+    oc = spec.out_channels
+    return [
+        te.placeholder((oc,), "int32", name="multiplier"),
+        te.placeholder((oc,), "int32", name="shift"),
+        te.placeholder((3,), "int32", name="offset_clamp"),
+    ]
+
+
+def requantize_stage(spec: QuantConvSpec, acc: te.Tensor, params: list[te.Tensor]) -> te.Tensor:
+    """`requantize[n, oh, ow, oc]`: TFLite's requantize of the int32 `acc`, into spec.output_dtype."""
+    multiplier, shift, offset_clamp = params
+    return te.compute(
+        spec.out_shape,
+        lambda b, y, x, oc: requantize_expr(
+            # TE's call syntax yields PrimExprs (indexing yields TensorSlices).
+            acc(b, y, x, oc), multiplier(oc), shift(oc), offset_clamp(0), offset_clamp(1), offset_clamp(2),
+            spec.output_dtype,
+        ),
+        name="requantize",
+    )
+
+
+def epilogue_args(spec: QuantConvSpec, output: te.Tensor) -> list[te.Tensor]:
+    """The trailing PrimFunc arguments after the optional weight zero point: the int32 `output`,
+    or the requantize parameters and the requantized output."""
+    if not spec.requantizes:
+        return [output]
+    params = requantize_placeholders(spec)
+    return [*params, requantize_stage(spec, output, params)]
 
 
 def to_prim_func(spec: QuantConvSpec, op_name: str, tensors: list[te.Tensor]) -> tirx.PrimFunc:
