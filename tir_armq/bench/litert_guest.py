@@ -1,11 +1,13 @@
 """Run one single-op int8 TFLite model with the LiteRT interpreter: run by the GUEST python.
 
-    python3.11 -P litert_guest.py MODEL [--warmup 10] [--invokes 5] [--no-xnnpack] [--out FILE] [--maps FILE]
+    python3.11 -P litert_guest.py MODEL [--warmup 10] [--invokes 5] [--no-xnnpack] [--input FILE] [--out FILE]
+                                        [--maps FILE]
 
 This file runs under qemu-aarch64 on the emulated board (host side: `tir_armq/bench/litert.py`),
 so it imports only the standard library, numpy and ai_edge_litert: never tvm or tir_armq, and never
 numpy.random (importing it seeds a global RandomState from OS entropy, which changes instruction
-counts from run to run; EMULATED_BOARD.md pitfall 4). The input is filled from a fixed integer hash.
+counts from run to run; EMULATED_BOARD.md pitfall 4). The input is filled from a fixed integer hash,
+or read from `--input FILE` (numpy .npy: the model-build tests compare outputs on given inputs).
 
 One thread. By default LiteRT applies its default delegate, XNNPACK, to int8 models; `--no-xnnpack`
 uses TFLite's own builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES).
@@ -59,6 +61,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--invokes", type=int, default=5)
     ap.add_argument("--no-xnnpack", action="store_true", help="TFLite builtin kernels, no default delegate")
+    ap.add_argument("--input", help="the input tensor (numpy .npy; default: a fixed hash of the index)")
     ap.add_argument("--out", help="write the output tensor (numpy .npy) here")
     ap.add_argument("--maps", help="copy /proc/self/maps here at the end (to map hot code addresses to symbols)")
     args = ap.parse_args(argv)
@@ -70,7 +73,8 @@ def main(argv=None):
     interp.allocate_tensors()
     (inp,) = interp.get_input_details()
     (outp,) = interp.get_output_details()
-    interp.set_tensor(inp["index"], fill(inp["shape"], inp["dtype"]))
+    x = np.load(args.input, allow_pickle=False) if args.input else fill(inp["shape"], inp["dtype"])
+    interp.set_tensor(inp["index"], x)
 
     invoke = interp.invoke
     for _ in range(args.warmup):

@@ -5,6 +5,7 @@ Layouts:    data_vec (N, OH, OW, C//VC, KH, KW, VC), weight_vec (C//VC, M, KH, K
 Placement:  data_pad inlined into data_vec, data_vec computed per channel tile, weights widened
             once at the root, bias added per output pixel.
 No tunable decisions here: this is the reference point the search space (a later rule) starts from.
+The int8 multiply path (no seed template) defaults to the space's first design space as sampled.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class DepthwiseDefault(ScheduleRule):
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
         if not is_workload(func, OP_NAME):
             return None
+        if str(func.attrs.get("tir_armq.path", "int16")) == "int8":
+            # The int8 path has no seed template: its default is the search space's first design
+            # space at its initial decisions (16 lanes x 4 pixels, channels outer).
+            from .depthwise_space import DepthwiseSpace
+
+            return DepthwiseSpace().design_spaces(s_tir.Schedule(func), target)[0]
         mac = intrinsics.for_target(target).MAC[self.lanes]
         sch = s_tir.Schedule(func)
         data, weight, conv = pad_iterations(sch, {_C: self.lanes})

@@ -1,0 +1,217 @@
+"""Rewrite the TFLite frontend's float-simulated quantized convolutions into our integer kernels.
+
+The Relax TFLite frontend imports a quantized CONV_2D / DEPTHWISE_CONV_2D as
+
+    x_f = dequantize(x, sx, zx)              w_f = dequantize(W, sw, zw)  [reshape]
+    y   = conv2d(x_f, w_f)                   b_f = dequantize(B, sx*sw, 0)
+    q   = quantize(add(y, b_f), so, zo)      [clip(q, lo, hi): the fused activation]
+
+which computes in float32. This pass replaces each such chain by one `call_tir` of our workload
+with the requantize epilogue fused (TFLite's fixed-point multiplier and shift per output channel,
+`tir_armq.requantize`), the activation clip folded into its clamp, and the weights, bias and
+requantize parameters as constants. Everything else (residual adds, pooling, the classifier,
+softmax) stays on TVM's default path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..requantize import RequantizeParams
+from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
+from ..workloads.depthwise_int8 import int8_path_applies
+from ..workloads.params import dtype_range
+
+
+@dataclass(frozen=True)
+class ConvSite:
+    """One rewritten layer: its workload, multiply path, and the constant arguments."""
+
+    spec: QuantConvSpec
+    path: str  # depthwise: "int8" or "int16"; conv: "int16"
+    weight: np.ndarray
+    bias: np.ndarray
+    requantize: RequantizeParams
+
+    @property
+    def kind(self) -> str:
+        return "depthwise" if self.spec.op_name.startswith("depthwise") else "conv"
+
+    def prim_func(self) -> tvm.tirx.PrimFunc:
+        func = self.spec.prim_func(self.path) if self.kind == "depthwise" else self.spec.prim_func()
+        return func
+
+    def constant_args(self) -> list[np.ndarray]:
+        """The PrimFunc arguments after the data, in order, without the output."""
+        return self.spec.arguments(np.zeros(self.spec.data_shape, self.spec.data_dtype), self.weight, self.bias,
+                                   self.requantize)[1:-1]
+
+
+def _op(call: relax.Expr, name: str) -> bool:
+    return isinstance(call, relax.Call) and isinstance(call.op, tvm.ir.Op) and call.op.name == name
+
+
+def _const(expr: relax.Expr) -> np.ndarray | None:
+    # TVM 0.27 represents Relax constants as tvm.ir.GenericConst.
+    return expr.value.numpy() if isinstance(expr, tvm.ir.expr.GenericConst) else None
+
+
+def _scalar(expr: relax.Expr) -> float | int | None:
+    value = _const(expr)
+    if value is None or value.size != 1:
+        return None
+    return value.reshape(()).item()
+
+
+class _Unmatched(Exception):
+    """This chain is not a quantized conv we take: leave it as the frontend made it."""
+
+
+def _need(value, what: str):
+    if value is None:
+        raise _Unmatched(what)
+    return value
+
+
+@relax.expr_functor.mutator
+class QuantConvRewriter(relax.PyExprMutator):
+    """See the module docstring. `emitted` lists what was rewritten, in order."""
+
+    def __init__(self, mod: tvm.IRModule) -> None:
+        super().__init__(mod)
+        self.values: dict[relax.Var, relax.Expr] = {}
+        self.emitted: list[tuple[str, ConvSite]] = []  # (bound var name, site)
+        self.rewritten: dict[relax.Var, tuple[relax.Expr, ConvSite]] = {}
+        self.skipped: list[str] = []
+
+    # The frontend binds every intermediate to a var: remember values to walk chains backwards.
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        self.values[binding.var] = binding.value
+        if _op(binding.value, "relax.quantize"):
+            try:
+                site, data = self._match(binding.value)
+            except _Unmatched as why:
+                self.skipped.append(str(why))
+            else:
+                self.rewritten[binding.var] = (data, site)
+                self._bind(binding.var, site, data)
+                return
+        if _op(binding.value, "relax.clip") and binding.value.args[0] in self.rewritten:
+            data, site = self.rewritten[binding.value.args[0]]
+            self._bind(binding.var, self._with_clip(site, binding.value), data)
+            return
+        super().visit_var_binding_(binding)
+
+    def _value(self, expr: relax.Expr) -> relax.Expr:
+        return self.values.get(expr, expr) if isinstance(expr, relax.Var) else expr
+
+    def _match(self, quantize: relax.Call) -> tuple[ConvSite, relax.Expr]:
+        out_scale = _need(_scalar(quantize.args[1]), "per-tensor output scale")
+        out_zp = int(_need(_scalar(quantize.args[2]), "output zero point"))
+        out_dtype = str(quantize.attrs.out_dtype)
+        acc = self._value(quantize.args[0])
+        bias_f = None
+        if _op(acc, "relax.add"):
+            a, b = (self._value(arg) for arg in acc.args)
+            acc, bias_f = (a, b) if _op(a, "relax.nn.conv2d") else (b, a)
+        if not _op(acc, "relax.nn.conv2d"):
+            raise _Unmatched("quantize of something other than a conv2d (+ bias)")
+        conv = acc
+        attrs = conv.attrs
+        if str(attrs.data_layout) != "NHWC" or str(attrs.out_layout) != "NHWC":
+            raise _Unmatched(f"conv2d layout {attrs.data_layout}")
+        x_deq = self._value(conv.args[0])
+        if not _op(x_deq, "relax.dequantize"):
+            raise _Unmatched("conv2d input is not dequantized")
+        data = x_deq.args[0]
+        in_scale = _need(_scalar(x_deq.args[1]), "per-tensor input scale")
+        in_zp = int(_need(_scalar(x_deq.args[2]), "input zero point"))
+        data_dtype = str(data.ty.dtype)
+        w_expr = self._value(conv.args[1])
+        if _op(w_expr, "relax.reshape"):
+            w_expr = self._value(w_expr.args[0])
+        if not _op(w_expr, "relax.dequantize"):
+            raise _Unmatched("conv2d weights are not dequantized constants")
+        weight = _need(_const(w_expr.args[0]), "constant weights")
+        w_scale = np.atleast_1d(_need(_const(w_expr.args[1]), "constant weight scales")).astype(np.float32)
+        w_zp = np.atleast_1d(_need(_const(w_expr.args[2]), "constant weight zero points")).astype(np.int64)
+        bias = np.zeros(int(conv.ty.shape[3]), np.int32)
+        if bias_f is not None:
+            if not _op(bias_f, "relax.dequantize"):
+                raise _Unmatched("bias is not a dequantized constant")
+            bias = _need(_const(bias_f.args[0]), "constant bias").astype(np.int32).reshape(-1)
+        strides = [int(v) for v in attrs.strides]
+        dilation = [int(v) for v in attrs.dilation]
+        top, left, bottom, right = (int(v) for v in attrs.padding)
+        n, h, w, cin = (int(v) for v in data.ty.shape)
+        groups = int(attrs.groups)
+        kernel_layout = str(attrs.kernel_layout)
+        common = dict(stride=strides, dilation=dilation, padding=(top, bottom, left, right), data_dtype=data_dtype,
+                      weight_dtype=str(weight.dtype), data_zero_point=in_zp, output_dtype=out_dtype)
+        if groups == 1 and kernel_layout == "HWIO":
+            weight = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))  # HWIO -> TFLite's OHWI
+            cout = weight.shape[0]
+            spec = conv_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
+            path = "int16"
+        elif groups == cin and groups > 1 and kernel_layout == "HWOI":
+            kh, kw = weight.shape[-3:-1] if weight.ndim == 4 and weight.shape[0] == 1 else weight.shape[:2]
+            weight = np.ascontiguousarray(weight.reshape(1, kh, kw, -1))  # TFLite's (1, KH, KW, C*M)
+            cout = weight.shape[3]
+            spec = depthwise_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
+            # The int8 path's identity needs weights in [-127, 127], as TFLite's int8 scheme makes them.
+            path = "int8" if int8_path_applies(spec) and weight.min() >= -127 else "int16"
+        else:
+            raise _Unmatched(f"grouped conv2d (groups={groups}, kernel layout {kernel_layout})")
+        if w_scale.size not in (1, cout):
+            raise _Unmatched(f"{w_scale.size} weight scales for {cout} channels")
+        requantize = RequantizeParams.from_scales(
+            in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype
+        )
+        return ConvSite(spec, path, weight, bias, requantize), data
+
+    def _with_clip(self, site: ConvSite, clip: relax.Call) -> ConvSite:
+        lo, hi = (int(round(float(v.value))) for v in clip.args[1:3])
+        p = site.requantize
+        clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
+        return ConvSite(site.spec, site.path, site.weight, site.bias,
+                        RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype))
+
+    def _bind(self, var: relax.Var, site: ConvSite, data: relax.Expr) -> None:
+        call = self._call(site, self.visit_expr(data))
+        # A dataflow block's outputs are plain Vars, emitted as outputs.
+        emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
+        new_var = emit(call, var.name)
+        self.set_var_remap(var, new_var)
+        self.emitted.append((new_var.name, site))
+
+    def _call(self, site: ConvSite, data: relax.Expr) -> relax.Expr:
+        name = f"{site.kind}_{'x'.join(map(str, site.spec.data_shape[1:]))}"
+        gvar = self.builder_.add_func(site.prim_func(), name)
+        consts = [relax.const(a) for a in site.constant_args()]
+        return relax.call_tir(gvar, [data, *consts], relax.TensorType(site.spec.out_shape, site.spec.output_dtype))
+
+
+def _zero_points(values: np.ndarray, channels: int) -> int | list[int]:
+    if values.size == 1:
+        return int(values[0])
+    if values.size != channels:
+        raise _Unmatched(f"{values.size} weight zero points for {channels} channels")
+    return [int(v) for v in values]
+
+
+def rewrite_quantized_convs(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[ConvSite], list[str]]:
+    """`mod` with every quantized conv/depthwise chain on our kernels; the rewritten sites that
+    remain after dead-code elimination (a clip-folded layer once), and why other quantize chains
+    were left alone."""
+    rewriter = QuantConvRewriter(mod)
+    main = rewriter.visit_expr(mod["main"])
+    new = rewriter.builder_.get()
+    new["main"] = main
+    new = relax.transform.DeadCodeElimination()(new)
+    live = {binding.var.name for block in new["main"].body.blocks for binding in block.bindings}
+    sites = [site for name, site in rewriter.emitted if name in live]
+    return new, sites, rewriter.skipped
