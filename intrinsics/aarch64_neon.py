@@ -5,7 +5,7 @@
 | aarch64_neon_smlal_4h_i16i16i32         | 4 lanes, C += A * B             | SMLAL .4s, .4h, .4h    |
 | aarch64_neon_smlal2_8h_i16i16i32        | 8 lanes, C += A * B             | SMLAL + SMLAL2 (.8h)   |
 | aarch64_neon_smlal_lane_4x8_i16i16i32   | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x SMLAL/SMLAL2 .h[k] |
-| aarch64_neon_requantize_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | SQRDMULH, SRSHL, XTN   |
+| aarch64_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | SQRDMULH, SRSHL, XTN   |
 LLVM folds `acc + smull(a, b)` into SMLAL and selects SMLAL2 when both operands are high halves
 of 128-bit registers; the by-element form comes from the lane splat of a loaded int16x4.
 """
@@ -34,7 +34,8 @@ def _int32x4(name: str):
 
 
 ROUNDING_OPS = RoundingOps(doubling_high_mul=_int32x4("sqrdmulh"), saturating_add=_int32x4("sqadd"),
-                           rounding_shift=_int32x4("srshl"))
+                           rounding_shift=_int32x4("srshl"), doubling_high_mul_truncating=_int32x4("sqdmulh"),
+                           saturating_shift_left=_int32x4("sqshl"))
 
 
 TensorIntrin.register(SMLAL_4H_I16I16I32, mac_desc(4), mac_impl(4, smull_4s))

@@ -5,7 +5,7 @@
 | armv7_neon_vmlal_s16_4_i16i16i32        | 4 lanes, C += A * B             | VMLAL.S16 q, d, d          |
 | armv7_neon_vmlal_s16_8_i16i16i32        | 8 lanes, C += A * B             | 2 x VMLAL.S16 (d halves)   |
 | armv7_neon_vmlal_lane_s16_4x8_i16i16i32 | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x VMLAL.S16 q, d, d[k]   |
-| armv7_neon_requantize_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | VQRDMULH, VRSHL, VMOVN     |
+| armv7_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | VQRDMULH, VRSHL, VMOVN     |
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def _int32x4(name: str):
 
 
 ROUNDING_OPS = RoundingOps(doubling_high_mul=_int32x4("arm.neon.vqrdmulh"), saturating_add=_int32x4("sadd.sat"),
-                           rounding_shift=_int32x4("arm.neon.vrshifts"))
+                           rounding_shift=_int32x4("arm.neon.vrshifts"),
+                           doubling_high_mul_truncating=_int32x4("arm.neon.vqdmulh"),
+                           saturating_shift_left=_int32x4("arm.neon.vqshifts"))
 
 
 TensorIntrin.register(VMLAL_S16_4_I16I16I32, mac_desc(4), mac_impl(4, vmull_s16))

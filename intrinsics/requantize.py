@@ -7,10 +7,13 @@
     x  = x << max(S, 0)                     SSHL/USHL (shift >= 0 only in layers with scale > 1)
     y  = sqrdmulh(x, M)                     SQRDMULH / VQRDMULH
     y += (y & min(S, 0)) >> 31              AND, SSHR, SQADD: turns round-half-up into half-away
+                                            (rounding "away" only; "upward" is SRSHL's own)
     y  = rounding_shift(y, min(S, 0))       SRSHL / VRSHL
     y  = saturating_add(y, zero point), clamp, narrow
 
-so no int64 arithmetic remains. An ISA supplies its three saturating/rounding primitives.
+and for "single" (ruy's one rounding of x * M): SQRDMULH of the saturated x << S where S >= 0, else
+SRSHL(SQDMULH(x, M), S) (a truncating high half then one rounding shift: floor divisions nest), lane
+by lane. No int64 arithmetic remains. An ISA supplies its saturating/rounding primitives.
 """
 
 from __future__ import annotations
@@ -26,20 +29,44 @@ from ..workloads.requantize import requantize_expr
 
 Binary = Callable[[Expr, Expr], Expr]
 OUTPUT_DTYPES = ("int8", "uint8")
+ROUNDINGS = ("away", "upward", "single")
 
 
 @dataclass(frozen=True)
 class RoundingOps:
-    """The int32x4 primitives of an ISA: SQRDMULH, saturating add, rounding shift (negative = right)."""
+    """The int32x4 primitives of an ISA: SQRDMULH, saturating add, rounding shift (negative =
+    right), SQDMULH (truncating high half) and saturating shift left."""
 
     doubling_high_mul: Binary
     saturating_add: Binary
     rounding_shift: Binary
+    doubling_high_mul_truncating: Binary
+    saturating_shift_left: Binary
 
 
-def requantize_desc(lanes: int, out_dtype: str) -> tirx.PrimFunc:
-    # The root's reads list buffers in the order they first occur in the expression (acc, shift,
-    # multiplier, params): tensorize pairs them with the blockized epilogue's reads by position.
+def requantize_desc(lanes: int, out_dtype: str, rounding: str) -> tirx.PrimFunc:
+    # The root's reads list buffers in the order they first occur in the expression: tensorize
+    # pairs them with the blockized epilogue's reads by position.
+    if rounding == "single":  # acc * multiplier, then the shift
+
+        @T.prim_func(s_tir=True)
+        def desc_single(
+            A: T.Buffer((lanes,), "int32", offset_factor=1),
+            M: T.Buffer((lanes,), "int32", offset_factor=1),
+            S: T.Buffer((lanes,), "int32", offset_factor=1),
+            Q: T.Buffer((3,), "int32", offset_factor=1),
+            O: T.Buffer((lanes,), out_dtype, offset_factor=1),
+        ) -> None:
+            with T.sblock("root"):
+                T.reads(A[0:lanes], M[0:lanes], S[0:lanes], Q[0:3])
+                T.writes(O[0:lanes])
+                for i in T.serial(lanes):
+                    with T.sblock("requantize"):
+                        vi = T.axis.remap("S", [i])
+                        O[vi] = requantize_expr(A[vi], M[vi], S[vi], Q[0], Q[1], Q[2], out_dtype, rounding)
+
+        return desc_single
+
     @T.prim_func(s_tir=True)
     def desc(
         A: T.Buffer((lanes,), "int32", offset_factor=1),
@@ -48,28 +75,35 @@ def requantize_desc(lanes: int, out_dtype: str) -> tirx.PrimFunc:
         Q: T.Buffer((3,), "int32", offset_factor=1),
         O: T.Buffer((lanes,), out_dtype, offset_factor=1),
     ) -> None:
-        with T.sblock("root"):
+        with T.sblock("root"):  # acc, then the shift (x << left), then the multiplier
             T.reads(A[0:lanes], S[0:lanes], M[0:lanes], Q[0:3])
             T.writes(O[0:lanes])
             for i in T.serial(lanes):
                 with T.sblock("requantize"):
                     vi = T.axis.remap("S", [i])
-                    O[vi] = requantize_expr(A[vi], M[vi], S[vi], Q[0], Q[1], Q[2], out_dtype)
+                    O[vi] = requantize_expr(A[vi], M[vi], S[vi], Q[0], Q[1], Q[2], out_dtype, rounding)
 
     return desc
 
 
-def _neon_group(ops: RoundingOps, x: Expr, m: Expr, s: Expr, offset: Expr, low: Expr, high: Expr) -> Expr:
+def _neon_group(ops: RoundingOps, rounding: str, x: Expr, m: Expr, s: Expr, offset: Expr, low: Expr,
+                high: Expr) -> Expr:
     zero = T.Broadcast(T.int32(0), 4)
     right = T.min(s, zero)
+    if rounding == "single":
+        z = ops.saturating_shift_left(x, T.max(s, zero))
+        y = T.Select(right < zero, ops.rounding_shift(ops.doubling_high_mul_truncating(z, m), right),
+                     ops.doubling_high_mul(z, m))
+        return T.max(T.min(ops.saturating_add(y, offset), high), low)
     y = ops.doubling_high_mul(T.shift_left(x, T.max(s, zero)), m)
-    y = ops.saturating_add(y, T.shift_right(T.bitwise_and(y, right), T.Broadcast(T.int32(31), 4)))
+    if rounding == "away":
+        y = ops.saturating_add(y, T.shift_right(T.bitwise_and(y, right), T.Broadcast(T.int32(31), 4)))
     y = ops.rounding_shift(y, right)
     y = ops.saturating_add(y, offset)
     return T.max(T.min(y, high), low)
 
 
-def requantize_impl(lanes: int, out_dtype: str, ops: RoundingOps | None) -> tirx.PrimFunc:
+def requantize_impl(lanes: int, out_dtype: str, rounding: str, ops: RoundingOps | None) -> tirx.PrimFunc:
     """`ops` None: the portable form for the host, the desc's int64 expression lane by lane
     (vectorised int64 would meet tensorize's index-dtype normaliser, which takes int64 for indices)."""
     if lanes % 4:
@@ -88,7 +122,7 @@ def requantize_impl(lanes: int, out_dtype: str, ops: RoundingOps | None) -> tirx
                 T.reads(A[0:lanes], S[0:lanes], M[0:lanes], Q[0:3])
                 T.writes(O[0:lanes])
                 for i in T.serial(lanes):
-                    O[i] = requantize_expr(A[i], M[i], S[i], Q[0], Q[1], Q[2], out_dtype)
+                    O[i] = requantize_expr(A[i], M[i], S[i], Q[0], Q[1], Q[2], out_dtype, rounding)
 
         return portable
 
@@ -97,7 +131,7 @@ def requantize_impl(lanes: int, out_dtype: str, ops: RoundingOps | None) -> tirx
     def body(A: tirx.Buffer, M: tirx.Buffer, S: tirx.Buffer, Q: tirx.Buffer) -> Expr:
         offset, low, high = (T.Broadcast(Q[k], 4) for k in range(3))
         parts = [
-            _neon_group(ops, *(buf.vload([4 * g], "int32x4") for buf in (A, M, S)), offset, low, high)
+            _neon_group(ops, rounding, *(buf.vload([4 * g], "int32x4") for buf in (A, M, S)), offset, low, high)
             for g in range(groups)
         ]
         # The clamp keeps every lane inside out_dtype: the narrowing cast is exact.
@@ -121,15 +155,18 @@ def requantize_impl(lanes: int, out_dtype: str, ops: RoundingOps | None) -> tirx
 
 
 def register_requantize(prefix: str, ops: RoundingOps | None, lanes_options=(4, 8, 16)) -> dict:
-    """Register `<prefix>_<lanes>_i32<out>` for every lanes and output dtype; returns
-    `{(lanes, out_dtype): name}`, what schedules ask by shape."""
+    """Register `<prefix>[_up|_single]_<lanes>_i32<out>` for every lanes, output dtype and rounding
+    ("_up": TFLite's kUpward, "_single": ruy's); returns `{(lanes, out_dtype, rounding): name}`."""
     from tvm.s_tir import TensorIntrin
 
     names = {}
-    for lanes in lanes_options:
-        for out_dtype in OUTPUT_DTYPES:
-            short = "i8" if out_dtype == "int8" else "u8"
-            name = f"{prefix}_{lanes}_i32{short}"
-            TensorIntrin.register(name, requantize_desc(lanes, out_dtype), requantize_impl(lanes, out_dtype, ops))
-            names[(lanes, out_dtype)] = name
+    for rounding in ROUNDINGS:
+        for lanes in lanes_options:
+            for out_dtype in OUTPUT_DTYPES:
+                short = "i8" if out_dtype == "int8" else "u8"
+                tag = {"away": "", "upward": "_up", "single": "_single"}[rounding]
+                name = f"{prefix}{tag}_{lanes}_i32{short}"
+                TensorIntrin.register(name, requantize_desc(lanes, out_dtype, rounding),
+                                      requantize_impl(lanes, out_dtype, rounding, ops))
+                names[(lanes, out_dtype, rounding)] = name
     return names

@@ -30,7 +30,8 @@ pretrained weights offline, and these models test compilation and numerics, not 
   .from_session` with `inference_type=tf.uint8` and `quantized_input_stats` (input scale 1/128,
   zero point 128) turns it into a uint8 model with the same 65 ops (no QUANTIZE/DEQUANTIZE).
 * `dw_*.tflite`: single DEPTHWISE_CONV_2D layers with awkward shapes (see DW_LAYERS), built with
-  tf.keras DepthwiseConv2D, bias, fused RELU6 or none; int8 input (zero point -3) and output,
+  tf.keras DepthwiseConv2D, bias, fused RELU6 or none; `conv_*_linear.tflite`: single CONV_2D
+  layers without activation (negative requantize ties stay visible); int8 input (zero point -3) and output,
   symmetric per-channel int8 weights, quantized like scripts/make_layer_models.py does.
 
 Weights, BatchNorm statistics and representative data come from fixed seeds (and
@@ -76,6 +77,15 @@ class DwLayer:
     multiplier: int
     padding: str  # "same" or "valid"
     relu6: bool
+    filters: int = 0  # > 0: a dense CONV_2D with this many filters instead of a depthwise layer
+
+    @property
+    def op(self) -> str:
+        return "CONV_2D" if self.filters else "DEPTHWISE_CONV_2D"
+
+    @property
+    def out_channels(self) -> int:
+        return self.filters or self.channels * self.multiplier
 
     def out_hw(self) -> int:
         if self.padding == "same":
@@ -88,6 +98,10 @@ DW_LAYERS = (
     DwLayer("dw_c32_s2_3x3", 15, 32, 3, 2, 1, "same", relu6=False),
     DwLayer("dw_c24_s1_5x5", 12, 24, 5, 1, 1, "same", relu6=True),
     DwLayer("dw_c16_m2_3x3", 10, 16, 3, 1, 2, "valid", relu6=False),
+    # Linear convolutions (MobileNetV2's projections have no activation): their negative
+    # requantize ties are not clamped away, so these show which rounding the kernels use.
+    DwLayer("conv_c24_1x1_linear", 12, 24, 1, 1, 1, "same", relu6=False, filters=40),
+    DwLayer("conv_c8_3x3_s2_linear", 13, 8, 3, 2, 1, "same", relu6=False, filters=16),
 )
 
 
@@ -315,13 +329,17 @@ def make_dw(layer: DwLayer) -> bytes:
 
     rng = np.random.default_rng(_seed(layer.name))
     k, c, m = layer.kernel, layer.channels, layer.multiplier
-    w = (rng.standard_normal((k, k, c, m)) * np.sqrt(2.0 / (k * k))).astype(np.float32)
-    b = (rng.standard_normal(c * m) * 0.1).astype(np.float32)
+    activation = "relu6" if layer.relu6 else None
+    if layer.filters:
+        w = (rng.standard_normal((k, k, c, layer.filters)) * np.sqrt(2.0 / (k * k * c))).astype(np.float32)
+        dw = keras.layers.Conv2D(layer.filters, k, strides=layer.stride, padding=layer.padding, use_bias=True,
+                                 activation=activation)
+    else:
+        w = (rng.standard_normal((k, k, c, m)) * np.sqrt(2.0 / (k * k))).astype(np.float32)
+        dw = keras.layers.DepthwiseConv2D(k, strides=layer.stride, padding=layer.padding, depth_multiplier=m,
+                                          use_bias=True, activation=activation)
+    b = (rng.standard_normal(layer.out_channels) * 0.1).astype(np.float32)
     inp = keras.Input((layer.hw, layer.hw, c), batch_size=1)
-    dw = keras.layers.DepthwiseConv2D(
-        k, strides=layer.stride, padding=layer.padding, depth_multiplier=m, use_bias=True,
-        activation="relu6" if layer.relu6 else None,
-    )
     model = keras.Model(inp, dw(inp))
     dw.set_weights([w, b])
     shape = (1, layer.hw, layer.hw, c)
@@ -455,20 +473,21 @@ def check_dw(layer: DwLayer, data: bytes) -> None:
 
     interp, ops = describe(layer.name, data)
     (op,) = ops
-    assert op["op_name"] == "DEPTHWISE_CONV_2D", op
+    assert op["op_name"] == layer.op, op
     fused = _fused_activations(data)
     want = "RELU6" if layer.relu6 else "NONE"
-    assert fused == Counter({f"DEPTHWISE_CONV_2D:{want}": 1}), fused
+    assert fused == Counter({f"{layer.op}:{want}": 1}), fused
     print(f"  fused activation {want}")
     (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-    oh, cout = layer.out_hw(), layer.channels * layer.multiplier
+    oh, cout = layer.out_hw(), layer.out_channels
     assert inp["dtype"] == np.int8 and tuple(inp["shape"]) == (1, layer.hw, layer.hw, layer.channels), inp
     assert inp["quantization"][1] == DW_DATA_ZERO_POINT, inp["quantization"]
     assert out["dtype"] == np.int8 and tuple(out["shape"]) == (1, oh, oh, cout), out
     details = {t["index"]: t for t in interp.get_tensor_details()}
     data_in, w_in, b_in = (details[i] for i in op["inputs"])
     assert data_in["index"] == inp["index"] and w_in["dtype"] == np.int8 and b_in["dtype"] == np.int32
-    assert tuple(w_in["shape"]) == (1, layer.kernel, layer.kernel, cout), w_in["shape"]
+    w_shape = (cout, layer.kernel, layer.kernel, layer.channels) if layer.filters else (1, layer.kernel, layer.kernel, cout)
+    assert tuple(w_in["shape"]) == w_shape, w_in["shape"]
     assert len(w_in["quantization_parameters"]["scales"]) == cout
 
 

@@ -16,6 +16,7 @@ from tir_armq.build import assembly, compile_default
 from tir_armq.requantize import (
     INT32_MAX,
     INT32_MIN,
+    ROUNDINGS,
     RequantizeParams,
     multiply_by_quantized_multiplier,
     quantize_multiplier,
@@ -26,7 +27,8 @@ from tir_armq.workloads.requantize import OP_NAME, requantize_nhwc
 
 EDGES = [INT32_MIN, INT32_MIN + 1, -(2**30), -2, -1, 0, 1, 2, 2**30, INT32_MAX - 1, INT32_MAX]
 int32s = st.one_of(st.sampled_from(EDGES), st.integers(INT32_MIN, INT32_MAX))
-multipliers = st.one_of(st.sampled_from([0, 2**30, 2**31 - 1]), st.integers(0, INT32_MAX))
+# QuantizeMultiplier's range: 0 or a Q31 value in [2**30, 2**31).
+multipliers = st.one_of(st.sampled_from([0, 2**30, 2**31 - 1]), st.integers(2**30, INT32_MAX))
 shifts = st.integers(-31, 30)
 
 
@@ -56,17 +58,24 @@ def _rdbpot(x: int, exponent: int) -> int:
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-def _mbqm(x: int, multiplier: int, shift: int) -> int:
+def _mbqm(x: int, multiplier: int, shift: int, rounding: str) -> int:
+    if rounding == "single":  # ruy's MultiplyByQuantizedMultiplier (int64), saturated to int32
+        total = 31 - shift
+        return max(INT32_MIN, min(INT32_MAX, (x * multiplier + (1 << (total - 1))) >> total))
     left = shift if shift > 0 else 0
     right = 0 if shift > 0 else -shift
-    return _rdbpot(_srdhm(_c_int32(x * (1 << left)), multiplier), right)
+    high = _srdhm(_c_int32(x * (1 << left)), multiplier)
+    if rounding == "upward":  # TFLite's DepthwiseConvRound<kUpward>, without int32 wrap
+        return (high + ((1 << right) >> 1)) >> right
+    return _rdbpot(high, right)
 
 
-@settings(max_examples=400, deadline=None)
-@given(x=int32s, multiplier=multipliers, shift=shifts)
-def test_reference_is_tflite_arithmetic(x, multiplier, shift):
-    got = multiply_by_quantized_multiplier(np.array([x], np.int32), np.array([multiplier]), np.array([shift]))
-    assert int(got[0]) == _mbqm(x, multiplier, shift)
+@settings(max_examples=600, deadline=None)
+@given(x=int32s, multiplier=multipliers, shift=shifts, rounding=st.sampled_from(ROUNDINGS))
+def test_reference_is_tflite_arithmetic(x, multiplier, shift, rounding):
+    got = multiply_by_quantized_multiplier(np.array([x], np.int32), np.array([multiplier]), np.array([shift]),
+                                           rounding)
+    assert int(got[0]) == _mbqm(x, multiplier, shift, rounding)
 
 
 @pytest.mark.parametrize(
@@ -102,23 +111,27 @@ def test_params_reject_bad_values():
 
 # --- the kernels ---------------------------------------------------------------------------------
 
-# (shape, output dtype): 16/8/4-lane intrinsics, and C = 6 which no vector width tiles (scalar form).
-KERNEL_TABLE = [((1, 3, 5, 32), "int8"), ((1, 4, 4, 24), "uint8"), ((2, 3, 12), "int8"), ((5, 6), "uint8")]
+# (shape, output dtype, rounding): 16/8/4-lane intrinsics, C = 6 which no vector width tiles
+# (scalar form), every rounding.
+KERNEL_TABLE = [((1, 3, 5, 32), "int8", "away"), ((1, 4, 4, 24), "uint8", "away"), ((2, 3, 12), "int8", "away"),
+                ((5, 6), "uint8", "away"), ((1, 3, 5, 32), "int8", "upward"), ((2, 3, 12), "uint8", "upward"),
+                ((1, 3, 5, 32), "int8", "single"), ((2, 3, 12), "uint8", "single"), ((5, 6), "int8", "single")]
+KERNEL_IDS = ["-".join(map(str, row)) for row in KERNEL_TABLE]
 
 
-def _case(shape, out_dtype, rng: np.random.Generator):
+def _case(shape, out_dtype, rounding, rng: np.random.Generator):
     channels = shape[-1]
     acc = rng.integers(INT32_MIN, INT32_MAX, shape, dtype=np.int64, endpoint=True).astype(np.int32)
     flat = acc.reshape(-1)
     flat[: len(EDGES)] = EDGES[: flat.size]
-    multiplier = rng.integers(0, INT32_MAX, channels, endpoint=True).astype(np.int32)
+    multiplier = rng.integers(2**30, INT32_MAX, channels, endpoint=True).astype(np.int32)
     shift = rng.integers(-31, 30, channels, endpoint=True).astype(np.int32)
-    multiplier[:2] = [INT32_MAX, 2**30][: channels]
+    multiplier[:3] = [INT32_MAX, 2**30, 0][: channels]
     shift[:3] = [-31, 30, 0][: channels]
     lo, hi = (-128, 127) if out_dtype == "int8" else (0, 255)
     zero_point = int(rng.integers(lo, hi, endpoint=True))
     clamp = tuple(sorted(int(v) for v in rng.integers(lo, hi, 2, endpoint=True)))
-    params = RequantizeParams(multiplier, shift, zero_point, clamp, out_dtype)
+    params = RequantizeParams(multiplier, shift, zero_point, clamp, out_dtype, rounding)
     args = [acc, multiplier, shift, params.offset_clamp(), np.zeros(shape, out_dtype)]
     return args, requantize(acc, params)
 
@@ -126,45 +139,51 @@ def _case(shape, out_dtype, rng: np.random.Generator):
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), row=st.sampled_from(KERNEL_TABLE))
 def test_host_kernel_matches_reference(seed, row):
-    shape, out_dtype = row
-    args, expected = _case(shape, out_dtype, np.random.default_rng(seed))
-    ex = compile_default(requantize_nhwc(shape, out_dtype))
+    shape, out_dtype, rounding = row
+    args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(seed))
+    ex = compile_default(requantize_nhwc(shape, out_dtype, rounding))
     tensors = [tvm.runtime.tensor(a) for a in args]
     ex[OP_NAME](*tensors)
     np.testing.assert_array_equal(tensors[-1].numpy(), expected)
 
 
 @pytest.mark.board
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), row=st.sampled_from(KERNEL_TABLE))
 def test_aarch64_kernel_matches_reference(seed, row, board_key):
     from tir_armq.board.emulated import run_on_board
 
-    shape, out_dtype = row
-    args, expected = _case(shape, out_dtype, np.random.default_rng(seed))
-    ex = compile_default(requantize_nhwc(shape, out_dtype), AARCH64_A72)
+    shape, out_dtype, rounding = row
+    args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(seed))
+    ex = compile_default(requantize_nhwc(shape, out_dtype, rounding), AARCH64_A72)
     np.testing.assert_array_equal(run_on_board(ex, OP_NAME, args, key=board_key)[-1], expected)
 
 
 @pytest.mark.armv7
-@pytest.mark.parametrize("row", KERNEL_TABLE, ids=[f"{s}-{d}" for s, d in KERNEL_TABLE])
+@pytest.mark.parametrize("row", KERNEL_TABLE, ids=KERNEL_IDS)
 def test_armv7_kernel_matches_reference(row):
     from tir_armq.board.armv7 import run_armv7
 
-    shape, out_dtype = row
-    args, expected = _case(shape, out_dtype, np.random.default_rng(7))
-    ex = compile_default(requantize_nhwc(shape, out_dtype), ARMV7_A7)
+    shape, out_dtype, rounding = row
+    args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(7))
+    ex = compile_default(requantize_nhwc(shape, out_dtype, rounding), ARMV7_A7)
     np.testing.assert_array_equal(run_armv7(ex, OP_NAME, args)[-1], expected)
 
 
-@pytest.mark.parametrize(
-    "target, needed",
-    [(AARCH64_A72, ("sqrdmulh", "srshl", "sqadd")), (ARMV7_A7, ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"))],
-    ids=["aarch64", "armv7"],
-)
-def test_requantize_uses_fixed_point_neon(target, needed):
+NEON_FORMS = {
+    ("aarch64", "away"): ("sqrdmulh", "srshl", "sqadd"), ("aarch64", "upward"): ("sqrdmulh", "srshl"),
+    ("aarch64", "single"): ("sqrdmulh", "sqdmulh", "srshl", "sqshl"),
+    ("armv7", "away"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"), ("armv7", "upward"): ("vqrdmulh.s32", "vrshl.s32"),
+    ("armv7", "single"): ("vqrdmulh.s32", "vqdmulh.s32", "vrshl.s32", "vqshl.s32"),
+}
+
+
+@pytest.mark.parametrize("isa, rounding", sorted(NEON_FORMS), ids=[f"{i}-{r}" for i, r in sorted(NEON_FORMS)])
+def test_requantize_uses_fixed_point_neon(isa, rounding):
     """32-bit saturating/rounding NEON forms, no 64-bit multiply anywhere in the kernel."""
-    asm = assembly(requantize_nhwc((1, 4, 4, 32)), target)
+    needed = NEON_FORMS[(isa, rounding)]
+    target = AARCH64_A72 if isa == "aarch64" else ARMV7_A7
+    asm = assembly(requantize_nhwc((1, 4, 4, 32), "int8", rounding), target)
     mnemonics = {line.split()[0] for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")}
     for mnemonic in needed:
         assert mnemonic in mnemonics, f"{mnemonic} missing from the requantize kernel"

@@ -1,11 +1,18 @@
 """TFLite's integer requantize, in numpy: the reference the fused epilogue is checked against.
 
 An int32 accumulator becomes an int8/uint8 output through a fixed-point multiplier and a shift per
-output channel (TFLite `MultiplyByQuantizedMultiplier`, the double-rounding form the interpreter
-ships: `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << left, multiplier), right)`),
-then the output zero point and the activation clamp. Written from TFLite's
-`kernels/internal/common.h` and gemmlowp's `fixedpoint.h`, in int64 so that every int32 input,
-saturation edges included, has one defined answer.
+output channel, then the output zero point and the activation clamp. TFLite's kernels use two
+roundings of the final shift (`DepthwiseConvOutputRounding` in its sources), both after gemmlowp's
+`SaturatingRoundingDoublingHighMul` (NEON's SQRDMULH):
+- "away": `RoundingDivideByPOT`, ties away from zero (`MultiplyByQuantizedMultiplier`, the
+  reference kernels);
+- "upward": ties toward +inf (`kUpward`: what NEON's rounding shift SRSHL does alone), which the
+  interpreter's optimized int8 depthwise kernels use.
+They differ only on negative ties. Its conv and fully-connected kernels (ruy) round once instead:
+- "single": `(x * multiplier + 2**(30 - shift)) >> (31 - shift)` in int64 (ruy's
+  `MultiplyByQuantizedMultiplier`, TFLITE_SINGLE_ROUNDING's form), ties toward +inf.
+Written from TFLite's `kernels/internal/common.h`, gemmlowp's `fixedpoint.h` and ruy's
+`apply_multiplier.cc`, in int64 so that every int32 input, saturation edges included, has one answer.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _OUTPUT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+ROUNDINGS = ("away", "upward", "single")
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -61,13 +69,30 @@ def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold)
 
 
-def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """TFLite `MultiplyByQuantizedMultiplier` on int32 values (x * 2**left wraps, as int32 does in C)."""
+def rounding_shift_upward(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """x / 2**exponent rounded half toward +inf (TFLite's kUpward, NEON SRSHL; no int32 wrap)."""
+    x = np.asarray(x, dtype=np.int64)
+    exponent = np.asarray(exponent, dtype=np.int64)
+    return (x + ((np.int64(1) << exponent) >> 1)) >> exponent
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
+                                     rounding: str = "away") -> np.ndarray:
+    """TFLite `MultiplyByQuantizedMultiplier` on int32 values (x * 2**left wraps, as int32 does in
+    C), its kUpward variant, or ruy's single rounding."""
     shift = np.asarray(shift, dtype=np.int64)
+    if rounding == "single":
+        total = 31 - shift
+        prod = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, dtype=np.int64)
+        # Exact (|prod| < 2**62); out of int32 only where the clamp takes it to the range's end.
+        return np.clip((prod + (np.int64(1) << (total - 1))) >> total, INT32_MIN, INT32_MAX)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     shifted = (np.asarray(x, dtype=np.int64) << left).astype(np.int32)
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+    high = saturating_rounding_doubling_high_mul(shifted, multiplier)
+    if rounding == "upward":
+        return rounding_shift_upward(high, right)
+    return rounding_divide_by_pot(high, right)
 
 
 @dataclass(frozen=True)
@@ -80,8 +105,11 @@ class RequantizeParams:
     output_zero_point: int
     clamp: tuple[int, int]  # inclusive, in the output dtype's range
     output_dtype: str = "int8"
+    rounding: str = "away"  # of the final shift: see the module docstring
 
     def __post_init__(self) -> None:
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {self.rounding!r}")
         if self.output_dtype not in _OUTPUT_RANGE:
             raise ValueError(f"output_dtype: expected int8 or uint8, got {self.output_dtype!r}")
         lo, hi = _OUTPUT_RANGE[self.output_dtype]
@@ -93,14 +121,14 @@ class RequantizeParams:
         s = np.asarray(self.shift)
         if m.ndim != 1 or m.shape != s.shape:
             raise ValueError(f"multiplier, shift: expected two (OC,) arrays, got shapes {m.shape} and {s.shape}")
-        if m.size and (m.min() < 0 or m.max() > INT32_MAX):
-            raise ValueError("multiplier: a Q31 fixed-point value in [0, 2**31)")
+        if m.size and (((m != 0) & (m < 2**30)).any() or m.max() > INT32_MAX):
+            raise ValueError("multiplier: Q31 fixed-point values in [2**30, 2**31), or 0 (QuantizeMultiplier's range)")
         if s.size and (s.min() < -31 or s.max() > 30):
             raise ValueError(f"shift: TFLite's exponents lie in [-31, 30], got [{s.min()}, {s.max()}]")
 
     @classmethod
     def from_scales(cls, input_scale: float, weight_scales, output_scale: float, output_zero_point: int,
-                    clamp: tuple[int, int], output_dtype: str = "int8") -> RequantizeParams:
+                    clamp: tuple[int, int], output_dtype: str = "int8", rounding: str = "away") -> RequantizeParams:
         """As TFLite's conv kernels derive them: double(input_scale) * double(weight_scale) /
         double(output_scale), the scales being the model's float32 values."""
         pairs = [
@@ -113,6 +141,7 @@ class RequantizeParams:
             output_zero_point=int(output_zero_point),
             clamp=(int(clamp[0]), int(clamp[1])),
             output_dtype=output_dtype,
+            rounding=rounding,
         )
 
     def broadcast(self, channels: int) -> RequantizeParams:
@@ -122,7 +151,7 @@ class RequantizeParams:
         if self.multiplier.size != 1:
             raise ValueError(f"multiplier: {self.multiplier.size} values for {channels} channels")
         return RequantizeParams(np.repeat(self.multiplier, channels), np.repeat(self.shift, channels),
-                                self.output_zero_point, self.clamp, self.output_dtype)
+                                self.output_zero_point, self.clamp, self.output_dtype, self.rounding)
 
     def offset_clamp(self) -> np.ndarray:
         """(zero point, clamp low, clamp high) as the int32 argument of a requantizing PrimFunc."""
@@ -134,6 +163,6 @@ def requantize(acc: np.ndarray, params: RequantizeParams) -> np.ndarray:
     acc = np.asarray(acc)
     if acc.dtype != np.int32:
         raise TypeError(f"acc: expected int32, got {acc.dtype}")
-    scaled = multiply_by_quantized_multiplier(acc, params.multiplier, params.shift)
+    scaled = multiply_by_quantized_multiplier(acc, params.multiplier, params.shift, params.rounding)
     out = np.clip(scaled + params.output_zero_point, *params.clamp)
     return out.astype(params.output_dtype)

@@ -381,6 +381,31 @@ def _export(lib: Any, out_dir: Path) -> Path:
     return path
 
 
+def run_vm_on_board(
+    executable: Any,
+    inputs: Sequence[np.ndarray],
+    *,
+    func_name: str = "main",
+    key: str = DEFAULT_KEY,
+    tracker_port: int = DEFAULT_TRACKER_PORT,
+    timeout: float = 600.0,
+) -> np.ndarray:
+    """Run a Relax VM executable (an aarch64 build, or the path of its exported .so) on the board:
+    `func_name` on `inputs`, the output read back."""
+    import tvm  # pylint: disable=import-outside-toplevel
+    from tvm import relax  # pylint: disable=import-outside-toplevel
+
+    with tempfile.TemporaryDirectory(prefix="tir_armq_") as tmp:
+        so = _export(executable, Path(tmp))
+        remote = connect(key, tracker_port, timeout)
+        remote.upload(str(so))
+        rlib = remote.load_module(so.name)
+        dev = remote.cpu(0)
+        vm = relax.VirtualMachine(rlib, dev)
+        args = [tvm.runtime.tensor(np.ascontiguousarray(a), device=dev) for a in inputs]
+        return vm[func_name](*args).numpy()
+
+
 def run_on_board(
     executable_or_module: Any,
     func_name: str,

@@ -67,6 +67,13 @@ def _scalar(expr: relax.Expr) -> float | int | None:
     return value.reshape(()).item()
 
 
+# The requantize rounding of the interpreter's builtin kernels (tir_armq.requantize; measured against
+# LiteRT on the board with linear single-layer models, tests/test_model_build.py): its optimized
+# depthwise kernels round the final shift's ties upward (kUpward), its conv kernels (ruy) round
+# x * multiplier once. The forms differ only on ties; a fused ReLU6 clamps the negative ones away.
+ROUNDING = {"depthwise": "upward", "conv": "single"}
+
+
 class _Unmatched(Exception):
     """This chain is not a quantized conv we take: leave it as the frontend made it."""
 
@@ -152,6 +159,8 @@ class QuantConvRewriter(relax.PyExprMutator):
         kernel_layout = str(attrs.kernel_layout)
         common = dict(stride=strides, dilation=dilation, padding=(top, bottom, left, right), data_dtype=data_dtype,
                       weight_dtype=str(weight.dtype), data_zero_point=in_zp, output_dtype=out_dtype)
+        kind = "conv" if groups == 1 else "depthwise"
+        common["rounding"] = ROUNDING[kind]
         if groups == 1 and kernel_layout == "HWIO":
             weight = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))  # HWIO -> TFLite's OHWI
             cout = weight.shape[0]
@@ -169,7 +178,8 @@ class QuantConvRewriter(relax.PyExprMutator):
         if w_scale.size not in (1, cout):
             raise _Unmatched(f"{w_scale.size} weight scales for {cout} channels")
         requantize = RequantizeParams.from_scales(
-            in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype
+            in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
+            spec.rounding,
         )
         return ConvSite(spec, path, weight, bias, requantize), data
 
@@ -178,7 +188,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         p = site.requantize
         clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
         return ConvSite(site.spec, site.path, site.weight, site.bias,
-                        RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype))
+                        RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype, p.rounding))
 
     def _bind(self, var: relax.Var, site: ConvSite, data: relax.Expr) -> None:
         call = self._call(site, self.visit_expr(data))

@@ -28,13 +28,14 @@ def tensorize_requantize(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, ta
                          out_dtype: str, lanes: int | None = None) -> bool:
     """Split the block's innermost (channel) loop by `lanes` (default: the widest that divides it)
     and tensorize; False (block untouched) when no width divides it."""
+    rounding = str(sch.mod["main"].attrs.get("tir_armq.rounding", "away"))
     channel = sch.get_loops(block)[-1]
     if lanes is None:
         lanes = requantize_lanes(loop_extent(sch, channel))
     if lanes is None:
         return False
     _, inner = sch.split(channel, [None, lanes])
-    sch.tensorize(inner, intrinsics.for_target(target).REQUANTIZE[(lanes, out_dtype)])
+    sch.tensorize(inner, intrinsics.for_target(target).REQUANTIZE[(lanes, out_dtype, rounding)])
     return True
 
 

@@ -60,6 +60,7 @@ def conv_spec(
     data_zero_point: int = 0,
     weight_zero_point: int | Sequence[int] = 0,
     output_dtype: str = "int32",
+    rounding: str = "away",
 ) -> Conv2DSpec:
     """Validate a dense conv layer given as TFLite describes it (weights OHWI)."""
     data_shape = P.check_positive_ints("data_shape", data_shape, 4)
@@ -72,6 +73,7 @@ def conv_spec(
         data_shape, weight_shape[1:3], weight_shape[0], stride=stride, dilation=dilation,
         padding=padding, data_dtype=data_dtype, weight_dtype=weight_dtype,
         data_zero_point=data_zero_point, weight_zero_point=weight_zero_point, output_dtype=output_dtype,
+        rounding=rounding,
     )
     return Conv2DSpec(**fields, channels_out=weight_shape[0])
 

@@ -67,6 +67,7 @@ def depthwise_spec(
     data_zero_point: int = 0,
     weight_zero_point: int | Sequence[int] = 0,
     output_dtype: str = "int32",
+    rounding: str = "away",
 ) -> DepthwiseConv2DSpec:
     """Validate a depthwise layer given as TFLite describes it (weights `(1, KH, KW, C*M)`)."""
     data_shape = P.check_positive_ints("data_shape", data_shape, 4)
@@ -83,6 +84,7 @@ def depthwise_spec(
         data_shape, weight_shape[1:3], weight_shape[3], stride=stride, dilation=dilation,
         padding=padding, data_dtype=data_dtype, weight_dtype=weight_dtype,
         data_zero_point=data_zero_point, weight_zero_point=weight_zero_point, output_dtype=output_dtype,
+        rounding=rounding,
     )
     return DepthwiseConv2DSpec(**fields, multiplier=weight_shape[3] // channels)
 

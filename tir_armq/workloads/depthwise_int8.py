@@ -28,6 +28,7 @@ from tvm.script import tirx as T
 
 from .depthwise import OP_NAME, DepthwiseConv2DSpec
 from .requantize import requantize_expr
+from .stages import requantize_attrs
 
 PATH = "int8"
 
@@ -131,7 +132,7 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
             accumulate(data, weight, bias, output)
 
     else:
-        out_dtype = spec.output_dtype
+        out_dtype, rounding = spec.output_dtype, spec.rounding
 
         @T.prim_func(s_tir=True)
         def func(
@@ -150,9 +151,10 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
                     v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
                     requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
                         output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
-                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype,
+                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding,
                     )
 
     return func.with_attrs(
-        {"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME, "tir_armq.path": PATH}
+        {"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME, "tir_armq.path": PATH,
+         **requantize_attrs(spec)}
     )

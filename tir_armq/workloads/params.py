@@ -29,6 +29,12 @@ def check_dtype(name: str, dtype: object) -> str:
     return dtype
 
 
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return str(value)
+
+
 def check_output_dtype(name: str, dtype: object) -> str:
     if dtype not in ("int32", *QUANT_DTYPES):
         raise TypeError(f"{name}: expected 'int32' (accumulators) or a quantized dtype "

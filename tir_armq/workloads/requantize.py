@@ -29,10 +29,15 @@ def requantize_expr(
     low: tirx.PrimExpr,
     high: tirx.PrimExpr,
     out_dtype: str,
+    rounding: str = "away",
 ) -> tirx.PrimExpr:
     """`clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + offset, low, high)` as
-    `out_dtype`; all operands int32 with the same lanes (scalars broadcast), multiplier >= 0."""
+    `out_dtype`; all operands int32 with the same lanes (scalars broadcast), multiplier >= 0.
+    `rounding`: "away" (RoundingDivideByPOT) or "upward" (TFLite's kUpward) after SRDHM, or
+    "single" (ruy: one rounding of x * multiplier)."""
     lanes = acc.ty.dtype.lanes
+    if rounding == "single":
+        return _single_rounding(acc, multiplier, shift, offset, low, high, out_dtype)
 
     def c64(value: int) -> tirx.PrimExpr:
         scalar = tirx.const(value, "int64")
@@ -51,12 +56,28 @@ def requantize_expr(
     # index-dtype normaliser would narrow it to int32.
     nudge = tirx.Select(shifted >= tirx.const(0, "int32"), c64(1 << 30), c64(1 - (1 << 30)))
     doubled_high = tirx.min(tirx.truncdiv(prod + nudge, tirx.const(1 << 31, "int64")), tirx.const(INT32_MAX, "int64"))
-    # RoundingDivideByPOT: half away from zero.
     mask = tirx.shift_left(one, right) - one
-    threshold = tirx.shift_right(mask, one) + tirx.Cast(mask.ty.dtype, doubled_high < tirx.const(0, "int64"))
-    rounded = tirx.shift_right(doubled_high, right) + tirx.Cast(
-        mask.ty.dtype, tirx.bitwise_and(doubled_high, mask) > threshold
-    )
+    if rounding == "upward":
+        # Half toward +inf: add half the divisor (0 for a zero shift), shift.
+        rounded = tirx.shift_right(doubled_high + tirx.shift_right(mask + one, one), right)
+    elif rounding == "away":
+        # RoundingDivideByPOT: half away from zero.
+        threshold = tirx.shift_right(mask, one) + tirx.Cast(mask.ty.dtype, doubled_high < tirx.const(0, "int64"))
+        rounded = tirx.shift_right(doubled_high, right) + tirx.Cast(
+            mask.ty.dtype, tirx.bitwise_and(doubled_high, mask) > threshold
+        )
+    else:
+        raise ValueError(f"rounding: expected 'away', 'upward' or 'single', got {rounding!r}")
+    clamped = tirx.max(tirx.min(rounded + _i64(offset), _i64(high)), _i64(low))
+    return tirx.Cast(_with_lanes(out_dtype, lanes), clamped)
+
+
+def _single_rounding(acc, multiplier, shift, offset, low, high, out_dtype: str) -> tirx.PrimExpr:
+    """ruy's `(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`, exact in int64, then clamped."""
+    lanes = acc.ty.dtype.lanes
+    one = tirx.const(1, "int64")
+    total = _i64(tirx.const(31, "int32") - shift)
+    rounded = tirx.shift_right(_i64(acc) * _i64(multiplier) + tirx.shift_left(one, total - one), total)
     clamped = tirx.max(tirx.min(rounded + _i64(offset), _i64(high)), _i64(low))
     return tirx.Cast(_with_lanes(out_dtype, lanes), clamped)
 
@@ -64,7 +85,7 @@ def requantize_expr(
 OP_NAME = "requantize_nhwc"
 
 
-def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8") -> tirx.PrimFunc:
+def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8", rounding: str = "away") -> tirx.PrimFunc:
     """Standalone epilogue `(acc, multiplier, shift, offset_clamp, output)`: int32 `acc` of any
     rank, channels last, to `out_dtype`; per-channel int32 multiplier and shift, and
     `offset_clamp = (output zero point, clamp low, clamp high)`. The fused conv epilogues compute
@@ -86,8 +107,9 @@ def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8") -> tirx.Pri
     out = te.compute(
         shape,
         lambda *i: requantize_expr(acc(*i), multiplier(i[-1]), shift(i[-1]), offset_clamp(0), offset_clamp(1),
-                                   offset_clamp(2), out_dtype),
+                                   offset_clamp(2), out_dtype, rounding),
         name="requantize",
     )
     func = te.create_prim_func([acc, multiplier, shift, offset_clamp, out])
-    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME})
+    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME,
+                            "tir_armq.rounding": rounding})

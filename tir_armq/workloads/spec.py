@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..requantize import RequantizeParams
+from ..requantize import ROUNDINGS, RequantizeParams
 from . import params as P
 from .params import Padding
 
@@ -33,6 +33,7 @@ class QuantConvSpec:
     data_zero_point: int
     weight_zero_point: int | tuple[int, ...]
     output_dtype: str = "int32"
+    rounding: str = "away"  # of the requantize epilogue's final shift (tir_armq.requantize)
 
     op_name: ClassVar[str]  # the PrimFunc's global symbol, and the op its schedule rule accepts
 
@@ -102,6 +103,8 @@ class QuantConvSpec:
             params = requantize.broadcast(self.out_channels)
             if params.output_dtype != self.output_dtype:
                 raise TypeError(f"requantize: parameters for {params.output_dtype}, workload outputs {self.output_dtype}")
+            if params.rounding != self.rounding:
+                raise ValueError(f"requantize: parameters round {params.rounding!r}, the workload {self.rounding!r}")
             args += [params.multiplier.astype(np.int32), params.shift.astype(np.int32), params.offset_clamp()]
         elif requantize is not None:
             raise ValueError("requantize: this workload outputs int32 accumulators; build it with output_dtype int8/uint8")
@@ -122,6 +125,7 @@ def validated_fields(
     data_zero_point: int,
     weight_zero_point: int | Sequence[int],
     output_dtype: str = "int32",
+    rounding: str = "away",
 ) -> dict[str, Any]:
     """The fields every QuantConvSpec has, checked; shapes are checked by the op's own builder."""
     stride = P.pair("stride", stride)
@@ -145,4 +149,5 @@ def validated_fields(
             "weight_zero_point", weight_zero_point, weight_dtype, out_channels
         ),
         output_dtype=P.check_output_dtype("output_dtype", output_dtype),
+        rounding=P.check_choice("rounding", rounding, ROUNDINGS),
     )

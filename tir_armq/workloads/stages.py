@@ -81,7 +81,7 @@ def requantize_stage(spec: QuantConvSpec, acc: te.Tensor, params: list[te.Tensor
         lambda b, y, x, oc: requantize_expr(
             # TE's call syntax yields PrimExprs (indexing yields TensorSlices).
             acc(b, y, x, oc), multiplier(oc), shift(oc), offset_clamp(0), offset_clamp(1), offset_clamp(2),
-            spec.output_dtype,
+            spec.output_dtype, spec.rounding,
         ),
         name="requantize",
     )
@@ -98,11 +98,16 @@ def epilogue_args(spec: QuantConvSpec, output: te.Tensor) -> list[te.Tensor]:
 
 def to_prim_func(spec: QuantConvSpec, op_name: str, tensors: list[te.Tensor]) -> tirx.PrimFunc:
     func = te.create_prim_func(tensors)
-    return func.with_attrs(
-        {
-            "global_symbol": op_name,
-            # The key TVM 0.27 honours; "tir.noalias" is silently ignored.
-            "tirx.noalias": True,
-            "tir_armq.op": op_name,
-        }
-    )
+    attrs = {
+        "global_symbol": op_name,
+        # The key TVM 0.27 honours; "tir.noalias" is silently ignored.
+        "tirx.noalias": True,
+        "tir_armq.op": op_name,
+    }
+    return func.with_attrs({**attrs, **requantize_attrs(spec)})
+
+
+def requantize_attrs(spec: QuantConvSpec) -> dict:
+    """The epilogue's rounding, for the schedule to pick its intrinsic; only on requantizing
+    workloads, so an int32 workload keeps the structural hash its tuning records were stored under."""
+    return {"tir_armq.rounding": spec.rounding} if spec.requantizes else {}
