@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tvm
+import tvm_ffi
 from tvm import relax
 
 from ..requantize import RequantizeParams
@@ -92,6 +93,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         super().__init__(mod)
         self.values: dict[relax.Var, relax.Expr] = {}
         self.emitted: list[tuple[str, ConvSite]] = []  # (bound var name, site)
+        self.kernels: dict[int, relax.GlobalVar] = {}  # workload hash -> its PrimFunc
         self.rewritten: dict[relax.Var, tuple[relax.Expr, ConvSite]] = {}
         self.skipped: list[str] = []
 
@@ -199,8 +201,14 @@ class QuantConvRewriter(relax.PyExprMutator):
         self.emitted.append((new_var.name, site))
 
     def _call(self, site: ConvSite, data: relax.Expr) -> relax.Expr:
-        name = f"{site.kind}_{'x'.join(map(str, site.spec.data_shape[1:]))}"
-        gvar = self.builder_.add_func(site.prim_func(), name)
+        func = site.prim_func()
+        # One PrimFunc per distinct workload, named (and exported) after the layer shape.
+        key = tvm_ffi.structural_hash(func)
+        gvar = self.kernels.get(key)
+        if gvar is None:
+            name = f"{site.kind}_{'x'.join(map(str, site.spec.data_shape[1:]))}_{len(self.kernels)}"
+            gvar = self.builder_.add_func(func.with_attr("global_symbol", name), name)
+            self.kernels[key] = gvar
         consts = [relax.const(a) for a in site.constant_args()]
         return relax.call_tir(gvar, [data, *consts], relax.TensorType(site.spec.out_shape, site.spec.output_dtype))
 
