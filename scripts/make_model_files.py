@@ -31,7 +31,8 @@ pretrained weights offline, and these models test compilation and numerics, not 
   zero point 128) turns it into a uint8 model with the same 65 ops (no QUANTIZE/DEQUANTIZE).
 * `dw_*.tflite`: single DEPTHWISE_CONV_2D layers with awkward shapes (see DW_LAYERS), built with
   tf.keras DepthwiseConv2D, bias, fused RELU6 or none; `conv_*_linear.tflite`: single CONV_2D
-  layers without activation (negative requantize ties stay visible); int8 input (zero point -3) and output,
+  layers without activation (negative requantize ties stay visible); `op_*.tflite`: MobileNet's
+  other ops (residual ADD after a 1x1 conv, spatial MEAN, FULLY_CONNECTED, SOFTMAX) one model each; int8 input (zero point -3) and output,
   symmetric per-channel int8 weights, quantized like scripts/make_layer_models.py does.
 
 Weights, BatchNorm statistics and representative data come from fixed seeds (and
@@ -365,6 +366,79 @@ def make_dw(layer: DwLayer) -> bytes:
     return conv.convert()
 
 
+# --------------------------------------------------------------------------- other ops
+
+
+# Small int8 models of the ops MobileNet has besides conv/depthwise, each isolated so that a
+# mismatch names its op: name -> (input shape, op types expected, Keras body).
+def _op_models():
+    import keras
+
+    def residual_add(x):
+        y = keras.layers.Conv2D(16, 1, use_bias=True)(x)
+        return keras.layers.Add()([x, y])
+
+    def spatial_mean(x):
+        return keras.layers.GlobalAveragePooling2D()(x)
+
+    def dense(x):
+        return keras.layers.Dense(24)(x)
+
+    def softmax(x):
+        return keras.layers.Softmax()(x)
+
+    return {
+        "op_add_residual": ((1, 6, 6, 16), ("CONV_2D", "ADD"), residual_add),
+        "op_mean_spatial": ((1, 5, 5, 40), ("MEAN",), spatial_mean),
+        "op_fully_connected": ((1, 64), ("FULLY_CONNECTED",), dense),
+        "op_softmax": ((1, 100), ("SOFTMAX",), softmax),
+    }
+
+
+OP_MODELS = ("op_add_residual", "op_mean_spatial", "op_fully_connected", "op_softmax")
+
+
+def make_op_model(name: str) -> bytes:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    shape, _, body = _op_models()[name]
+    keras.utils.set_random_seed(_seed(name) % 2**31)
+    inp = keras.Input(shape[1:], batch_size=1)
+    model = keras.Model(inp, body(inp))
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def f(x):
+        return model(x, training=False)
+
+    rep_rng = np.random.default_rng(_seed(name) ^ 0x5EED)
+    span = 4.0 if name == "op_softmax" else 1.0  # logits spread enough for a peaked softmax
+    samples = [rep_rng.uniform(-span, span, shape).astype(np.float32) for _ in range(REPRESENTATIVE_SAMPLES)]
+
+    def representative():
+        for x in samples:
+            yield [x]
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def check_op_model(name: str, data: bytes) -> None:
+    import numpy as np
+
+    interp, ops = describe(name, data)
+    _, want, _ = _op_models()[name]
+    assert tuple(op["op_name"] for op in ops) == want, [op["op_name"] for op in ops]
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8, (inp, out)
+
+
 # --------------------------------------------------------------------------- checks
 
 
@@ -517,6 +591,8 @@ def main(argv=None) -> int:
                lambda d: check_mnv2(MNV2_UINT8, d, np.uint8, model, samples))
         for layer in DW_LAYERS:
             yield layer.name, lambda layer=layer: make_dw(layer), lambda d, layer=layer: check_dw(layer, d)
+        for name in OP_MODELS:
+            yield name, lambda name=name: make_op_model(name), lambda d, name=name: check_op_model(name, d)
 
     if not args.check:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,41 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- build / run
+def cmd_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tir_armq.model.build import build_model
+    from tir_armq.targets import get_target
+
+    built = build_model(Path(args.model), get_target(args.target), None if args.no_db else Path(args.db))
+    out = built.export(args.output)
+    print(f"wrote {out} (+ {out.name}.json)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from tir_armq.model.run import run_model
+
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ModelInputError(f"{args.input}: not a readable .npy array ({err})") from None
+    y = run_model(args.library, x)
+    if args.output:
+        np.save(args.output, y)
+        print(f"wrote {args.output}")
+    print(f"output {y.dtype}{list(y.shape)}: argmax {int(np.argmax(y.reshape(y.shape[0], -1)[0]))}, "
+          f"values {np.array2string(y.reshape(-1)[:8])}{' ...' if y.size > 8 else ''}")
+    return 0
+
+
+class ModelInputError(ValueError):
+    pass
+
+
 # ---------------------------------------------------------------------------- parser
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tir-armq", description=__doc__.splitlines()[0])
@@ -111,6 +146,20 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="tuning_db", help="tuned records to use for our kernels (default tuning_db)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("build", help="build an int8/uint8 .tflite model with our kernels into a board library")
+    p.add_argument("model", help="the .tflite file")
+    p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53, armv7")
+    p.add_argument("--db", default="tuning_db", help="tuning database root (default tuning_db)")
+    p.add_argument("--no-db", action="store_true", help="default schedules only")
+    p.add_argument("-o", "--output", required=True, help="the library to write (.so), with <output>.json")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="run a library from `build` on the (emulated) aarch64 board")
+    p.add_argument("library", help="the .so written by `tir-armq build`")
+    p.add_argument("--input", required=True, help="the input array (.npy) in the model's dtype and shape")
+    p.add_argument("--output", help="write the output array here (.npy)")
+    p.set_defaults(func=cmd_run)
+
     p = sub.add_parser("demo", help="every MobileNet layer on the emulated boards, checked bit-exact")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
     p.add_argument("--no-armv7", action="store_true", help="aarch64 board only")
@@ -120,9 +169,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    from tir_armq.database import DatabaseError
+    from tir_armq.model.tflite_import import ModelError
+
     try:
         return args.func(args)
-    except RuntimeError as err:
+    except (RuntimeError, ModelError, ModelInputError, DatabaseError) as err:
+        print(f"tir-armq: error: {err}", file=sys.stderr)
+        return 1
+    except (TypeError, ValueError) as err:  # bad input arrays: say what is wrong, no traceback
+        if args.command not in ("run", "build"):
+            raise
         print(f"tir-armq: error: {err}", file=sys.stderr)
         return 1
 

@@ -121,8 +121,11 @@ class RequantizeParams:
         s = np.asarray(self.shift)
         if m.ndim != 1 or m.shape != s.shape:
             raise ValueError(f"multiplier, shift: expected two (OC,) arrays, got shapes {m.shape} and {s.shape}")
-        if m.size and (((m != 0) & (m < 2**30)).any() or m.max() > INT32_MAX):
-            raise ValueError("multiplier: Q31 fixed-point values in [2**30, 2**31), or 0 (QuantizeMultiplier's range)")
+        if m.size and (m.min() < 0 or m.max() > INT32_MAX):
+            raise ValueError("multiplier: Q31 fixed-point values in [0, 2**31)")
+        if self.rounding == "single" and m.size and ((m != 0) & (m < 2**30)).any():
+            # The NEON form saturates x << shift before SQRDMULH: exact only for normalised multipliers.
+            raise ValueError("multiplier: single rounding takes QuantizeMultiplier's range, [2**30, 2**31) or 0")
         if s.size and (s.min() < -31 or s.max() > 30):
             raise ValueError(f"shift: TFLite's exponents lie in [-31, 30], got [{s.min()}, {s.max()}]")
 

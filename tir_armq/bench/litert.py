@@ -49,6 +49,7 @@ def litert_argv(
     plugin: Path | str | None = None,
     guest: Guest | None = None,
     input: Path | str | None = None,
+    dump: Path | str | None = None,
 ) -> list[str]:
     """The full qemu-aarch64 command line of one guest run (see `run_litert_guest`)."""
     guest = guest or Guest.default()
@@ -66,6 +67,8 @@ def litert_argv(
         cmd.append("--no-xnnpack")
     if input is not None:
         cmd += ["--input", str(input)]
+    if dump is not None:
+        cmd += ["--dump", str(dump)]
     if out is not None:
         cmd += ["--out", str(out)]
     if maps is not None:
@@ -103,6 +106,7 @@ def run_litert_guest(
     timeout: float | None = 600,
     check: bool = True,
     input: Path | str | None = None,
+    dump: Path | str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run one single-op TFLite model on the emulated board: `warmup` invokes, then `invokes` marked ones.
 
@@ -112,6 +116,7 @@ def run_litert_guest(
         `tir_armq.measure.plugin` (built if needed).
     out: file the guest writes the output tensor to (numpy .npy); keep it out of `cwd` and off sys.path.
     input: the input tensor (numpy .npy) instead of the fixed hash fill.
+    dump: file (.npz) the guest writes every tensor of the last invoke to (key `t<index>`).
     maps: file the guest copies its /proc/self/maps to at the end (to map hot code to symbols).
     cwd: the guest's working directory, fixed (default "/") because it is part of the process state.
     Returns the CompletedProcess (stdout/stderr as bytes, both pipes: pitfall 6); raises
@@ -121,7 +126,7 @@ def run_litert_guest(
     check_litert_installed(guest)
     cmd = litert_argv(
         model, warmup=warmup, invokes=invokes, xnnpack=xnnpack, out=out, maps=maps,
-        plugin_args=plugin_args, plugin=plugin, guest=guest, input=input,
+        plugin_args=plugin_args, plugin=plugin, guest=guest, input=input, dump=dump,
     )
     res = subprocess.run(cmd, env=litert_env(guest), cwd=cwd, capture_output=True, timeout=timeout)
     if check and res.returncode != 0:

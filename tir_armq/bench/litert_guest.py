@@ -1,7 +1,7 @@
 """Run one single-op int8 TFLite model with the LiteRT interpreter: run by the GUEST python.
 
     python3.11 -P litert_guest.py MODEL [--warmup 10] [--invokes 5] [--no-xnnpack] [--input FILE] [--out FILE]
-                                        [--maps FILE]
+                                        [--maps FILE] [--dump FILE]
 
 This file runs under qemu-aarch64 on the emulated board (host side: `tir_armq/bench/litert.py`),
 so it imports only the standard library, numpy and ai_edge_litert: never tvm or tir_armq, and never
@@ -64,11 +64,14 @@ def main(argv=None):
     ap.add_argument("--input", help="the input tensor (numpy .npy; default: a fixed hash of the index)")
     ap.add_argument("--out", help="write the output tensor (numpy .npy) here")
     ap.add_argument("--maps", help="copy /proc/self/maps here at the end (to map hot code addresses to symbols)")
+    ap.add_argument("--dump", help="write every tensor after the last invoke here (numpy .npz, keyed t<index>)")
     args = ap.parse_args(argv)
 
     kwargs = {"model_path": args.model, "num_threads": 1}
     if args.no_xnnpack:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    if args.dump:
+        kwargs["experimental_preserve_all_tensors"] = True
     interp = Interpreter(**kwargs)
     interp.allocate_tensors()
     (inp,) = interp.get_input_details()
@@ -86,6 +89,14 @@ def main(argv=None):
 
     if args.out:
         np.save(args.out, interp.get_tensor(outp["index"]), allow_pickle=False)
+    if args.dump:
+        tensors = {}
+        for detail in interp.get_tensor_details():
+            try:
+                tensors[f"t{detail['index']}"] = interp.get_tensor(detail["index"])
+            except ValueError:  # tensors without data (e.g. scratch)
+                pass
+        np.savez(args.dump, **tensors)
     if args.maps:
         with open("/proc/self/maps") as src, open(args.maps, "w") as dst:
             dst.write(src.read())

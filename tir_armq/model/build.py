@@ -32,12 +32,40 @@ class BuiltModel:
     skipped: list[str] = field(default_factory=list)
     build_seconds: float = 0.0
 
+    def export(self, path: Path | str) -> Path:
+        """The library for the board (cross-compiled for the target), plus `<path>.json` with the
+        model's input and output description that `run_model` checks inputs against."""
+        import json
+
+        from tvm.support import cc
+
+        if self.target is None:
+            raise ValueError("export: this model was built for the host; build it for a board target")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.executable.export_library(str(path), fcompile=cc.cross_compiler(self.target.cross_cc))
+        meta = {
+            "model": self.model.path.name,
+            "target": self.target.name,
+            "inputs": [vars(i) | {"shape": list(i.shape)} for i in self.model.inputs],
+            "outputs": [vars(o) | {"shape": list(o.shape)} for o in self.model.outputs],
+            "kernels": self.kernels,
+            "from_database": self.from_database,
+        }
+        sidecar(path).write_text(json.dumps(meta, indent=1) + "\n")
+        return path
+
     def report(self) -> str:
         """The one-line summary the CLI prints."""
         return (f"{self.model.path.name}: {len(self.sites)} conv/depthwise layers on tir_armq kernels "
                 f"({self.kernels} distinct, {self.from_database} from the tuning database, "
                 f"{self.kernels - self.from_database} default schedules); other ops on TVM's default path; "
                 f"built in {self.build_seconds:.1f} s")
+
+
+def sidecar(library: Path | str) -> Path:
+    """The model description written next to an exported library."""
+    return Path(f"{library}.json")
 
 
 def _ours(func) -> bool:

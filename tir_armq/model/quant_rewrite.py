@@ -25,6 +25,7 @@ from tvm import relax
 from ..requantize import RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
 from ..workloads.depthwise_int8 import int8_path_applies
+from ..workloads.mean import mean_params, mean_spatial_nhwc
 from ..workloads.params import dtype_range
 
 
@@ -50,6 +51,46 @@ class ConvSite:
         """The PrimFunc arguments after the data, in order, without the output."""
         return self.spec.arguments(np.zeros(self.spec.data_shape, self.spec.data_dtype), self.weight, self.bias,
                                    self.requantize)[1:-1]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.spec.out_shape
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_{'x'.join(map(str, self.spec.data_shape[1:]))}"
+
+    def with_requantize(self, requantize: RequantizeParams) -> ConvSite:
+        return ConvSite(self.spec, self.path, self.weight, self.bias, requantize)
+
+
+@dataclass(frozen=True)
+class MeanSite:
+    """A MEAN over H and W (global average pooling) on our integer kernel."""
+
+    data_shape: tuple[int, int, int, int]
+    dtype: str
+    input_zero_point: int
+    requantize: RequantizeParams
+    kind = "mean"
+
+    def prim_func(self) -> tvm.tirx.PrimFunc:
+        return mean_spatial_nhwc(self.data_shape, self.dtype, self.input_zero_point, self.requantize.rounding)
+
+    def constant_args(self) -> list[np.ndarray]:
+        p = self.requantize
+        return [p.multiplier, p.shift, p.offset_clamp()]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.data_shape[0], self.data_shape[3])
+
+    @property
+    def name(self) -> str:
+        return f"mean_{'x'.join(map(str, self.data_shape[1:]))}"
+
+    def with_requantize(self, requantize: RequantizeParams) -> MeanSite:
+        return MeanSite(self.data_shape, self.dtype, self.input_zero_point, requantize)
 
 
 def _op(call: relax.Expr, name: str) -> bool:
@@ -123,6 +164,8 @@ class QuantConvRewriter(relax.PyExprMutator):
         out_zp = int(_need(_scalar(quantize.args[2]), "output zero point"))
         out_dtype = str(quantize.attrs.out_dtype)
         acc = self._value(quantize.args[0])
+        if _op(acc, "relax.mean"):
+            return self._match_mean(acc, out_scale, out_zp, out_dtype)
         bias_f = None
         if _op(acc, "relax.add"):
             a, b = (self._value(arg) for arg in acc.args)
@@ -185,12 +228,29 @@ class QuantConvRewriter(relax.PyExprMutator):
         )
         return ConvSite(spec, path, weight, bias, requantize), data
 
-    def _with_clip(self, site: ConvSite, clip: relax.Call) -> ConvSite:
+    def _match_mean(self, mean: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
+        axes = sorted(int(a) for a in mean.attrs.axis)
+        x_deq = self._value(mean.args[0])
+        if axes != [1, 2] or bool(mean.attrs.keepdims) or not _op(x_deq, "relax.dequantize"):
+            raise _Unmatched(f"mean over axes {axes} (keepdims {bool(mean.attrs.keepdims)}): only the spatial mean")
+        data = x_deq.args[0]
+        shape = tuple(int(v) for v in data.ty.shape)
+        if len(shape) != 4:
+            raise _Unmatched(f"mean of a rank-{len(shape)} tensor")
+        in_scale = _need(_scalar(x_deq.args[1]), "per-tensor input scale")
+        in_zp = int(_need(_scalar(x_deq.args[2]), "input zero point"))
+        dtype = str(data.ty.dtype)
+        if dtype != out_dtype:
+            raise _Unmatched(f"mean from {dtype} to {out_dtype}")
+        params = mean_params(shape, in_scale, out_scale, out_zp, dtype)
+        return MeanSite(shape, dtype, in_zp, params), data
+
+    def _with_clip(self, site, clip: relax.Call):
         lo, hi = (int(round(float(v.value))) for v in clip.args[1:3])
         p = site.requantize
         clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
-        return ConvSite(site.spec, site.path, site.weight, site.bias,
-                        RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype, p.rounding))
+        return site.with_requantize(
+            RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype, p.rounding))
 
     def _bind(self, var: relax.Var, site: ConvSite, data: relax.Expr) -> None:
         call = self._call(site, self.visit_expr(data))
@@ -206,11 +266,12 @@ class QuantConvRewriter(relax.PyExprMutator):
         key = tvm_ffi.structural_hash(func)
         gvar = self.kernels.get(key)
         if gvar is None:
-            name = f"{site.kind}_{'x'.join(map(str, site.spec.data_shape[1:]))}_{len(self.kernels)}"
+            name = f"{site.name}_{len(self.kernels)}"
             gvar = self.builder_.add_func(func.with_attr("global_symbol", name), name)
             self.kernels[key] = gvar
         consts = [relax.const(a) for a in site.constant_args()]
-        return relax.call_tir(gvar, [data, *consts], relax.TensorType(site.spec.out_shape, site.spec.output_dtype))
+        out_dtype = site.requantize.output_dtype
+        return relax.call_tir(gvar, [data, *consts], relax.TensorType(site.out_shape, out_dtype))
 
 
 def _zero_points(values: np.ndarray, channels: int) -> int | list[int]:

@@ -7,9 +7,10 @@ from tvm.target import Target
 
 from .conv_default import ConvDefault
 from .depthwise_default import DepthwiseDefault
+from .mean_default import MeanDefault
 from .requantize_default import RequantizeDefault
 
-DEFAULT_RULES = (DepthwiseDefault(), ConvDefault(), RequantizeDefault())
+DEFAULT_RULES = (DepthwiseDefault(), ConvDefault(), RequantizeDefault(), MeanDefault())
 
 
 def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
@@ -22,4 +23,4 @@ def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
     raise ValueError(f"func: no default schedule for {op or 'a PrimFunc not built by tir_armq.workloads'}")
 
 
-__all__ = ["ConvDefault", "DepthwiseDefault", "RequantizeDefault", "DEFAULT_RULES", "default_schedule"]
+__all__ = ["ConvDefault", "DepthwiseDefault", "MeanDefault", "RequantizeDefault", "DEFAULT_RULES", "default_schedule"]

@@ -1,0 +1,66 @@
+"""Spatial mean of an int8/uint8 NHWC tensor (TFLite's MEAN over axes 1 and 2, MobileNet's global
+average pooling), requantized in integers as the interpreter's kernel does:
+
+    acc[n, c]    = sum_{y, x} (int32(data[n, y, x, c]) - input_zero_point)
+    output[n, c] = clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output_zero_point)
+
+with TFLite's parameters (`mean_params`): the multiplier of input_scale / output_scale, then the
+division by the H * W elements folded into it in integers (shifted up by floor(log2(H*W)), divided,
+truncated), as LiteRT's builtin MEAN does: bit-exact against it on the board
+(tests/test_model_build.py), where the exact real multiplier was not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from ..requantize import RequantizeParams, quantize_multiplier
+from .params import check_dtype, check_positive_ints, check_zero_point, dtype_range
+from .requantize import requantize_expr
+
+OP_NAME = "mean_spatial_nhwc"
+
+
+def mean_params(shape, input_scale: float, output_scale: float, output_zero_point: int, dtype: str,
+                rounding: str = "away") -> RequantizeParams:
+    """The requantize of the mean, derived as TFLite does (see the module docstring)."""
+    _, h, w, c = shape
+    elements = h * w
+    multiplier, shift = quantize_multiplier(float(input_scale) / float(output_scale))
+    up = min(elements.bit_length() - 1, 32, 31 + shift)
+    multiplier = (multiplier << up) // elements  # no longer normalised to [2**30, 2**31): that is TFLite's
+    return RequantizeParams(np.full(c, multiplier, np.int32), np.full(c, shift - up, np.int32),
+                            int(output_zero_point), dtype_range(dtype), dtype, rounding)
+
+
+def mean_spatial_nhwc(shape, dtype: str = "int8", input_zero_point: int = 0, rounding: str = "away") -> tirx.PrimFunc:
+    """PrimFunc `(data, multiplier, shift, offset_clamp, output)`: data (N, H, W, C), output (N, C)."""
+    n, h, w, c = check_positive_ints("shape", shape, 4)
+    dtype = check_dtype("dtype", dtype)
+    zero_point = check_zero_point("input_zero_point", input_zero_point, dtype)
+    data = te.placeholder((n, h, w, c), dtype, name="data")
+    multiplier = te.placeholder((c,), "int32", name="multiplier")
+    shift = te.placeholder((c,), "int32", name="shift")
+    offset_clamp = te.placeholder((3,), "int32", name="offset_clamp")
+    y = te.reduce_axis((0, h), name="y")
+    x = te.reduce_axis((0, w), name="x")
+    total = te.compute(
+        (n, c), lambda b, ch: te.sum(data[b, y, x, ch].astype("int32") - zero_point, axis=[y, x]), name="sum"
+    )
+    out = te.compute(
+        (n, c),
+        lambda b, ch: requantize_expr(total(b, ch), multiplier(ch), shift(ch), offset_clamp(0), offset_clamp(1),
+                                      offset_clamp(2), dtype, rounding),
+        name="requantize",
+    )
+    func = te.create_prim_func([data, multiplier, shift, offset_clamp, out])
+    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME,
+                            "tir_armq.rounding": rounding})
+
+
+def mean_reference(data: np.ndarray, input_zero_point: int, params: RequantizeParams) -> np.ndarray:
+    from ..requantize import requantize
+
+    acc = (data.astype(np.int64) - input_zero_point).sum(axis=(1, 2))
+    return requantize(acc.astype(np.int32), params)
