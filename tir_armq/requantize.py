@@ -131,13 +131,19 @@ class RequantizeParams:
 
     @classmethod
     def from_scales(cls, input_scale: float, weight_scales, output_scale: float, output_zero_point: int,
-                    clamp: tuple[int, int], output_dtype: str = "int8", rounding: str = "away") -> RequantizeParams:
-        """As TFLite's conv kernels derive them: double(input_scale) * double(weight_scale) /
-        double(output_scale), the scales being the model's float32 values."""
-        pairs = [
-            quantize_multiplier(float(np.float32(input_scale)) * float(np.float32(ws)) / float(np.float32(output_scale)))
-            for ws in np.atleast_1d(weight_scales)
-        ]
+                    clamp: tuple[int, int], output_dtype: str = "int8", rounding: str = "away",
+                    float_product: bool = False) -> RequantizeParams:
+        """As TFLite's conv kernels derive them from the model's float32 scales: per-channel (int8)
+        double(input_scale) * double(weight_scale) / double(output_scale); per-tensor uint8
+        (`float_product`, TFLite's GetQuantizedConvolutionMultipler) with the product in float32."""
+        f32 = np.float32
+
+        def real(ws) -> float:
+            if float_product:
+                return float(f32(input_scale) * f32(ws)) / float(f32(output_scale))
+            return float(f32(input_scale)) * float(f32(ws)) / float(f32(output_scale))
+
+        pairs = [quantize_multiplier(real(ws)) for ws in np.atleast_1d(weight_scales)]
         return cls(
             multiplier=np.array([m for m, _ in pairs], dtype=np.int32),
             shift=np.array([s for _, s in pairs], dtype=np.int32),

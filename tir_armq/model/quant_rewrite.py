@@ -224,7 +224,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             raise _Unmatched(f"{w_scale.size} weight scales for {cout} channels")
         requantize = RequantizeParams.from_scales(
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
-            spec.rounding,
+            spec.rounding, float_product=data_dtype == "uint8",
         )
         return ConvSite(spec, path, weight, bias, requantize), data
 
