@@ -32,7 +32,8 @@ pretrained weights offline, and these models test compilation and numerics, not 
 * `dw_*.tflite`: single DEPTHWISE_CONV_2D layers with awkward shapes (see DW_LAYERS), built with
   tf.keras DepthwiseConv2D, bias, fused RELU6 or none; `conv_*_linear.tflite`: single CONV_2D
   layers without activation (negative requantize ties stay visible); `op_*.tflite`: MobileNet's
-  other ops (residual ADD after a 1x1 conv, spatial MEAN, FULLY_CONNECTED, SOFTMAX) one model each; int8 input (zero point -3) and output,
+  other ops (residual ADD after a 1x1 conv, spatial MEAN, FULLY_CONNECTED, SOFTMAX) one model each;
+  `float_dw_c8.tflite`: a float32 model (bad input for the model build); int8 input (zero point -3) and output,
   symmetric per-channel int8 weights, quantized like scripts/make_layer_models.py does.
 
 Weights, BatchNorm statistics and representative data come from fixed seeds (and
@@ -396,6 +397,31 @@ def _op_models():
 
 
 OP_MODELS = ("op_add_residual", "op_mean_spatial", "op_fully_connected", "op_softmax")
+FLOAT_MODEL = "float_dw_c8"  # a float32 model: what `tir-armq build` must refuse with a clear message
+
+
+def make_float_model() -> bytes:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(_seed(FLOAT_MODEL) % 2**31)
+    inp = keras.Input((6, 6, 8), batch_size=1)
+    model = keras.Model(inp, keras.layers.DepthwiseConv2D(3, padding="same")(inp))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 6, 6, 8), tf.float32)])
+    def f(x):
+        return model(x, training=False)
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model).convert()
+
+
+def check_float_model(data: bytes) -> None:
+    import numpy as np
+
+    interp = _interpreter(data)
+    (inp,) = interp.get_input_details()
+    assert inp["dtype"] == np.float32, inp
+    print(f"  in  float32 {tuple(inp['shape'])}")
 
 
 def make_op_model(name: str) -> bytes:
@@ -593,6 +619,7 @@ def main(argv=None) -> int:
             yield layer.name, lambda layer=layer: make_dw(layer), lambda d, layer=layer: check_dw(layer, d)
         for name in OP_MODELS:
             yield name, lambda name=name: make_op_model(name), lambda d, name=name: check_op_model(name, d)
+        yield FLOAT_MODEL, make_float_model, check_float_model
 
     if not args.check:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,149 @@
+"""Model build: TFLite models built with our kernels and run on the emulated aarch64 board give the
+int8/uint8 outputs of the LiteRT interpreter's builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+on the same board, bit for bit; bad input is refused with a clear message.
+
+The models are committed (scripts/make_model_files.py): MobileNetV2 alpha 0.35 at 96x96 in TFLite's
+int8 scheme and in the uint8 asymmetric one, single layers with awkward shapes, and one model per
+other MobileNet op.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tflite
+
+from tir_armq.model.build import build_model
+from tir_armq.model.quant_rewrite import MeanSite, rewrite_quantized_convs
+from tir_armq.model.run import run_model
+from tir_armq.model.tflite_import import ModelError, load_tflite
+from tir_armq.reference import reference_output
+from tir_armq.targets import AARCH64_A72
+from tir_armq.workloads.mean import mean_reference
+from tir_armq.workloads.params import dtype_range
+
+MODELS = Path(__file__).resolve().parent.parent / "tir_armq" / "models"
+# (model, conv/depthwise/mean layers on our kernels)
+SINGLE_LAYERS = {
+    "dw_c100_s1_3x3": 1, "dw_c32_s2_3x3": 1, "dw_c24_s1_5x5": 1, "dw_c16_m2_3x3": 1,
+    "conv_c24_1x1_linear": 1, "conv_c8_3x3_s2_linear": 1,
+    "op_add_residual": 1, "op_mean_spatial": 1, "op_fully_connected": 0, "op_softmax": 0,
+}
+MOBILENETS = {"mobilenet_v2_035_96_int8": 53, "mobilenet_v2_035_96_uint8": 53}
+
+
+def _input(model, seed: int = 0) -> np.ndarray:
+    (info,) = model.inputs
+    lo, hi = dtype_range(info.dtype)
+    return np.random.default_rng(seed).integers(lo, hi, info.shape, endpoint=True).astype(info.dtype)
+
+
+def _litert(path: Path, x: np.ndarray, tmp_path: Path, dump: bool = False):
+    from tir_armq.bench.litert import run_litert_guest
+
+    np.save(tmp_path / "x.npy", x)
+    run_litert_guest(path, warmup=0, invokes=1, xnnpack=False, input=tmp_path / "x.npy", out=tmp_path / "y.npy",
+                     dump=tmp_path / "t.npz" if dump else None)
+    return np.load(tmp_path / "y.npy"), (np.load(tmp_path / "t.npz") if dump else None)
+
+
+def _build_and_run(path: Path, x: np.ndarray, tmp_path: Path, board_key: str, layers: int) -> np.ndarray:
+    built = build_model(path, AARCH64_A72, db_root=None)
+    assert len(built.sites) == layers, built.report()
+    library = built.export(tmp_path / "model.so")
+    return run_model(library, x, key=board_key)
+
+
+@pytest.mark.board
+@pytest.mark.parametrize("name", sorted(SINGLE_LAYERS))
+def test_single_layer_model_matches_litert(name, tmp_path, board_key):
+    path = MODELS / f"{name}.tflite"
+    x = _input(load_tflite(path), seed=1)
+    expected, _ = _litert(path, x, tmp_path)
+    np.testing.assert_array_equal(_build_and_run(path, x, tmp_path, board_key, SINGLE_LAYERS[name]), expected)
+
+
+def _tflite_ops(path: Path) -> list[tuple[str, list[int], list[int]]]:
+    model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    ops = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        ops.append((names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())],
+                    [int(t) for t in op.InputsAsNumpy()], [int(t) for t in op.OutputsAsNumpy()]))
+    return ops
+
+
+@pytest.mark.board
+@pytest.mark.parametrize("name", sorted(MOBILENETS))
+def test_mobilenet_v2_matches_litert(name, tmp_path, board_key):
+    """The whole model's output, and every layer on our kernels checked on its own: given the
+    interpreter's input tensor of that layer, our arithmetic gives the interpreter's output tensor
+    (so an exact final output is no accident of the ops left on TVM's float path)."""
+    path = MODELS / f"{name}.tflite"
+    model = load_tflite(path)
+    x = _input(model)
+    expected, tensors = _litert(path, x, tmp_path, dump=True)
+    np.testing.assert_array_equal(_build_and_run(path, x, tmp_path, board_key, MOBILENETS[name]), expected)
+
+    _, sites, _ = rewrite_quantized_convs(model.mod)
+    ours = [op for op in _tflite_ops(path) if op[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "MEAN")]
+    assert len(ours) == len(sites) == MOBILENETS[name]
+    for (op, inputs, outputs), site in zip(ours, sites):
+        layer_in, layer_out = tensors[f"t{inputs[0]}"], tensors[f"t{outputs[0]}"]
+        if isinstance(site, MeanSite):
+            got = mean_reference(layer_in, site.input_zero_point, site.requantize).reshape(layer_out.shape)
+        else:
+            got = reference_output(site.spec, layer_in, site.weight, site.bias, site.requantize)
+        np.testing.assert_array_equal(got, layer_out, err_msg=f"{op} {site.name}")
+
+
+def test_rewrite_covers_mobilenet_ops():
+    """Which ops run on our kernels: every conv, depthwise conv and the mean; with the scheme's
+    multiply path (int8 path for the int8 depthwise layers, int16 for uint8 asymmetric weights)."""
+    for name, layers in MOBILENETS.items():
+        model = load_tflite(MODELS / f"{name}.tflite")
+        _, sites, _ = rewrite_quantized_convs(model.mod)
+        assert model.op_counts["CONV_2D"] + model.op_counts["DEPTHWISE_CONV_2D"] + model.op_counts["MEAN"] == layers
+        paths = {site.path for site in sites if site.kind == "depthwise"}
+        assert paths == ({"int8"} if name.endswith("_int8") else {"int16"})
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_float_model_is_refused():
+    with pytest.raises(ModelError, match="float32.*quantized"):
+        load_tflite(MODELS / "float_dw_c8.tflite")
+
+
+def test_truncated_model_is_refused(tmp_path):
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes((MODELS / "dw_c32_s2_3x3.tflite").read_bytes()[:300])
+    with pytest.raises(ModelError, match="cut.tflite: truncated or corrupt"):
+        load_tflite(cut)
+
+
+def test_foreign_file_is_refused(tmp_path):
+    other = tmp_path / "model.tflite"
+    other.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(ModelError, match="not a TFLite flatbuffer"):
+        load_tflite(other)
+    with pytest.raises(ModelError, match="cannot read"):
+        load_tflite(tmp_path / "missing.tflite")
+
+
+def test_wrong_input_is_refused(tmp_path):
+    built = build_model(MODELS / "dw_c32_s2_3x3.tflite", AARCH64_A72, db_root=None)
+    library = built.export(tmp_path / "dw.so")
+    x = _input(built.model)
+    with pytest.raises(TypeError, match="takes int8, got uint8"):
+        run_model(library, x.astype(np.uint8), key="unused")
+    with pytest.raises(ValueError, match=r"takes shape \(1, 15, 15, 32\)"):
+        run_model(library, x[:, :14], key="unused")
+    (tmp_path / "dw.so.json").unlink()
+    with pytest.raises(ModelError, match="no dw.so.json"):
+        run_model(library, x, key="unused")
