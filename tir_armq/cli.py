@@ -36,7 +36,7 @@ def cmd_board_stop(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from tir_armq.demo import run_demo
 
-    return 0 if run_demo(network=args.network, armv7=not args.no_armv7) else 1
+    return 0 if run_demo(network=args.network, armv7=not args.no_armv7, model=not args.no_model) else 1
 
 
 # ---------------------------------------------------------------------------- bench
@@ -163,6 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="every MobileNet layer on the emulated boards, checked bit-exact")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
     p.add_argument("--no-armv7", action="store_true", help="aarch64 board only")
+    p.add_argument("--no-model", action="store_true", help="layers only, not the MobileNetV2 model build")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -52,9 +52,16 @@ def xnnpack_cost(layer: Layer, model: CpuModel, cache: BlockCostCache | None = N
     path = MODELS_DIR / f"{layer.name}.tflite"
     if not path.exists():
         raise FileNotFoundError(f"no single-layer model for {layer.name}: {path} (scripts/make_layer_models.py)")
-    with tempfile.TemporaryDirectory(prefix="tir_armq_xnn.") as tmp:
+    return litert_cost(path, model, cache)
+
+
+def litert_cost(path: Path, model: CpuModel, cache: BlockCostCache | None = None, *, xnnpack: bool = True,
+                input: Path | None = None) -> Cost:
+    """One invoke of a .tflite model by LiteRT on the board: its default delegate (XNNPACK), or
+    TFLite's builtin kernels (`xnnpack=False`)."""
+    with tempfile.TemporaryDirectory(prefix="tir_armq_litert.") as tmp:
         counts_file = Path(tmp) / "counts.txt"
-        run_litert_guest(path, warmup=XNNPACK_WARMUP, invokes=XNNPACK_INVOKES,
+        run_litert_guest(path, warmup=XNNPACK_WARMUP, invokes=XNNPACK_INVOKES, xnnpack=xnnpack, input=input,
                          plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on"])
         return cost_of_regions(parse_counts(counts_file), model, cache)
 

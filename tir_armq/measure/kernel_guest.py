@@ -11,7 +11,8 @@ Many kernels: kernel_guest.py --serve
     {"ok": false, "error": ...}). Starting the guest costs seconds; a request costs the kernel.
 
 ARGS.npz holds the arguments as arr_0, arr_1, ... in call order. FUNC `@entry` calls the module's
-entry function (what MetaSchedule's builders export).
+entry function (what MetaSchedule's builders export); `@vm:NAME` calls function NAME of a Relax VM
+library (a whole model) through the runtime's VirtualMachine.
 """
 
 import argparse
@@ -34,7 +35,12 @@ def measure(lib_path, func_name, args_path, warmup, calls, out=None):
     import tvm
 
     lib = tvm.runtime.load_module(lib_path)
-    func = lib[lib.entry_name if func_name == "@entry" else func_name]
+    if func_name.startswith("@vm:"):
+        from tvm.runtime.vm import VirtualMachine
+
+        func = VirtualMachine(lib, tvm.cpu())[func_name[len("@vm:"):]]
+    else:
+        func = lib[lib.entry_name if func_name == "@entry" else func_name]
     with np.load(args_path) as npz:
         arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
     args = [tvm.runtime.tensor(a) for a in arrays]
