@@ -9,8 +9,9 @@ The Relax TFLite frontend imports a quantized CONV_2D / DEPTHWISE_CONV_2D as
 which computes in float32. This pass replaces each such chain by one `call_tir` of our workload
 with the requantize epilogue fused (TFLite's fixed-point multiplier and shift per output channel,
 `tir_armq.requantize`), the activation clip folded into its clamp, and the weights, bias and
-requantize parameters as constants. Everything else (residual adds, pooling, the classifier,
-softmax) stays on TVM's default path.
+requantize parameters as constants. The spatial MEAN (global average pooling) gets the same
+treatment on `mean_spatial_nhwc`. Everything else (residual adds, the classifier, softmax) stays on
+TVM's default path.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ class ConvSite:
         return "depthwise" if self.spec.op_name.startswith("depthwise") else "conv"
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
-        func = self.spec.prim_func(self.path) if self.kind == "depthwise" else self.spec.prim_func()
-        return func
+        return self.spec.prim_func(self.path) if self.kind == "depthwise" else self.spec.prim_func()
 
     def constant_args(self) -> list[np.ndarray]:
         """The PrimFunc arguments after the data, in order, without the output."""
