@@ -29,9 +29,10 @@ MODELS = Path(__file__).resolve().parent.parent / "tir_armq" / "models"
 SINGLE_LAYERS = {
     "dw_c100_s1_3x3": 1, "dw_c32_s2_3x3": 1, "dw_c24_s1_5x5": 1, "dw_c16_m2_3x3": 1,
     "conv_c24_1x1_linear": 1, "conv_c8_3x3_s2_linear": 1,
-    "op_add_residual": 1, "op_mean_spatial": 1, "op_fully_connected": 0, "op_softmax": 0,
+    "op_add_residual": 1, "op_mean_spatial": 1, "op_fully_connected": 1, "op_softmax": 0,
 }
-MOBILENETS = {"mobilenet_v2_035_96_int8": 53, "mobilenet_v2_035_96_uint8": 53}
+MOBILENETS = {"mobilenet_v2_035_96_int8": 54, "mobilenet_v2_035_96_uint8": 54}
+OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED")
 
 
 def _input(model, seed: int = 0) -> np.ndarray:
@@ -91,24 +92,26 @@ def test_mobilenet_v2_matches_litert(name, tmp_path, board_key):
     np.testing.assert_array_equal(_build_and_run(path, x, tmp_path, board_key, MOBILENETS[name]), expected)
 
     _, sites, _ = rewrite_quantized_convs(model.mod)
-    ours = [op for op in _tflite_ops(path) if op[0] in ("CONV_2D", "DEPTHWISE_CONV_2D", "MEAN")]
+    ours = [op for op in _tflite_ops(path) if op[0] in OUR_OPS]
     assert len(ours) == len(sites) == MOBILENETS[name]
     for (op, inputs, outputs), site in zip(ours, sites):
         layer_in, layer_out = tensors[f"t{inputs[0]}"], tensors[f"t{outputs[0]}"]
         if isinstance(site, MeanSite):
-            got = mean_reference(layer_in, site.input_zero_point, site.requantize).reshape(layer_out.shape)
+            got = mean_reference(layer_in, site.input_zero_point, site.requantize)
         else:
-            got = reference_output(site.spec, layer_in, site.weight, site.bias, site.requantize)
+            got = reference_output(site.spec, layer_in.reshape(site.spec.data_shape), site.weight, site.bias,
+                                   site.requantize)
+        got = got.reshape(layer_out.shape)
         np.testing.assert_array_equal(got, layer_out, err_msg=f"{op} {site.name}")
 
 
 def test_rewrite_covers_mobilenet_ops():
-    """Which ops run on our kernels: every conv, depthwise conv and the mean; with the scheme's
-    multiply path (int8 path for the int8 depthwise layers, int16 for uint8 asymmetric weights)."""
+    """Which ops run on our kernels: every conv, depthwise conv, the mean and the classifier; with the
+    scheme's multiply path (int8 path for the int8 depthwise layers, int16 for uint8 asymmetric weights)."""
     for name, layers in MOBILENETS.items():
         model = load_tflite(MODELS / f"{name}.tflite")
         _, sites, _ = rewrite_quantized_convs(model.mod)
-        assert model.op_counts["CONV_2D"] + model.op_counts["DEPTHWISE_CONV_2D"] + model.op_counts["MEAN"] == layers
+        assert sum(model.op_counts[op] for op in OUR_OPS) == len(sites) == layers
         paths = {site.path for site in sites if site.kind == "depthwise"}
         assert paths == ({"int8"} if name.endswith("_int8") else {"int16"})
 

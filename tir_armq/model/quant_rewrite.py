@@ -39,9 +39,12 @@ class ConvSite:
     weight: np.ndarray
     bias: np.ndarray
     requantize: RequantizeParams
+    fully_connected: bool = False  # a (N, K) x (K, O) layer run as a 1x1 conv on (N, 1, 1, K)
 
     @property
     def kind(self) -> str:
+        if self.fully_connected:
+            return "fc"
         return "depthwise" if self.spec.op_name.startswith("depthwise") else "conv"
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
@@ -61,7 +64,7 @@ class ConvSite:
         return f"{self.kind}_{'x'.join(map(str, self.spec.data_shape[1:]))}"
 
     def with_requantize(self, requantize: RequantizeParams) -> ConvSite:
-        return ConvSite(self.spec, self.path, self.weight, self.bias, requantize)
+        return ConvSite(self.spec, self.path, self.weight, self.bias, requantize, self.fully_connected)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ def _scalar(expr: relax.Expr) -> float | int | None:
 # LiteRT on the board with linear single-layer models, tests/test_model_build.py): its optimized
 # depthwise kernels round the final shift's ties upward (kUpward), its conv kernels (ruy) round
 # x * multiplier once. The forms differ only on ties; a fused ReLU6 clamps the negative ones away.
-ROUNDING = {"depthwise": "upward", "conv": "single"}
+ROUNDING = {"depthwise": "upward", "conv": "single", "fc": "single"}
 
 
 class _Unmatched(Exception):
@@ -169,9 +172,11 @@ class QuantConvRewriter(relax.PyExprMutator):
         bias_f = None
         if _op(acc, "relax.add"):
             a, b = (self._value(arg) for arg in acc.args)
-            acc, bias_f = (a, b) if _op(a, "relax.nn.conv2d") else (b, a)
+            acc, bias_f = (a, b) if _op(a, "relax.nn.conv2d") or _op(a, "relax.matmul") else (b, a)
+        if _op(acc, "relax.matmul"):
+            return self._match_fully_connected(acc, bias_f, out_scale, out_zp, out_dtype)
         if not _op(acc, "relax.nn.conv2d"):
-            raise _Unmatched("quantize of something other than a conv2d (+ bias)")
+            raise _Unmatched("quantize of something other than a conv2d or matmul (+ bias)")
         conv = acc
         attrs = conv.attrs
         if str(attrs.data_layout) != "NHWC" or str(attrs.out_layout) != "NHWC":
@@ -191,11 +196,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         weight = _need(_const(w_expr.args[0]), "constant weights")
         w_scale = np.atleast_1d(_need(_const(w_expr.args[1]), "constant weight scales")).astype(np.float32)
         w_zp = np.atleast_1d(_need(_const(w_expr.args[2]), "constant weight zero points")).astype(np.int64)
-        bias = np.zeros(int(conv.ty.shape[3]), np.int32)
-        if bias_f is not None:
-            if not _op(bias_f, "relax.dequantize"):
-                raise _Unmatched("bias is not a dequantized constant")
-            bias = _need(_const(bias_f.args[0]), "constant bias").astype(np.int32).reshape(-1)
+        bias = self._bias(bias_f, int(conv.ty.shape[3]))
         strides = [int(v) for v in attrs.strides]
         dilation = [int(v) for v in attrs.dilation]
         top, left, bottom, right = (int(v) for v in attrs.padding)
@@ -228,6 +229,43 @@ class QuantConvRewriter(relax.PyExprMutator):
         )
         return ConvSite(spec, path, weight, bias, requantize), data
 
+    def _bias(self, bias_f: relax.Expr | None, channels: int) -> np.ndarray:
+        if bias_f is None:
+            return np.zeros(channels, np.int32)
+        if not _op(bias_f, "relax.dequantize"):
+            raise _Unmatched("bias is not a dequantized constant")
+        return _need(_const(bias_f.args[0]), "constant bias").astype(np.int32).reshape(-1)
+
+    def _match_fully_connected(self, matmul: relax.Call, bias_f, out_scale: float, out_zp: int, out_dtype: str):
+        """FULLY_CONNECTED, imported as matmul(dequantize(x), dequantize(permute_dims(W))): a 1x1 conv."""
+        x_deq, w_deq = (self._value(arg) for arg in matmul.args)
+        if not (_op(x_deq, "relax.dequantize") and _op(w_deq, "relax.dequantize")):
+            raise _Unmatched("matmul of tensors that are not dequantized")
+        data = x_deq.args[0]
+        if len(data.ty.shape) != 2:
+            raise _Unmatched(f"matmul of a rank-{len(data.ty.shape)} input")
+        transposed = self._value(w_deq.args[0])
+        if not _op(transposed, "relax.permute_dims"):
+            raise _Unmatched("fully-connected weights not in TFLite's (O, K) layout")
+        weight = _need(_const(self._value(transposed.args[0])), "constant weights")  # (O, K)
+        in_scale = _need(_scalar(x_deq.args[1]), "per-tensor input scale")
+        in_zp = int(_need(_scalar(x_deq.args[2]), "input zero point"))
+        w_scale = np.atleast_1d(_need(_const(w_deq.args[1]), "constant weight scales")).astype(np.float32)
+        w_zp = np.atleast_1d(_need(_const(w_deq.args[2]), "constant weight zero points")).astype(np.int64)
+        n, k = (int(v) for v in data.ty.shape)
+        cout = weight.shape[0]
+        spec = conv_spec((n, 1, 1, k), (cout, 1, 1, k), data_dtype=str(data.ty.dtype), weight_dtype=str(weight.dtype),
+                         data_zero_point=in_zp, weight_zero_point=_zero_points(w_zp, cout), output_dtype=out_dtype,
+                         rounding=ROUNDING["fc"])
+        # Per-tensor weights: TFLite's FC takes the float32 product of the scales (as uint8 conv does).
+        requantize = RequantizeParams.from_scales(
+            in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
+            spec.rounding, float_product=w_scale.size == 1,
+        )
+        site = ConvSite(spec, "int16", np.ascontiguousarray(weight.reshape(cout, 1, 1, k)), self._bias(bias_f, cout),
+                        requantize, fully_connected=True)
+        return site, data
+
     def _match_mean(self, mean: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
         axes = sorted(int(a) for a in mean.attrs.axis)
         x_deq = self._value(mean.args[0])
@@ -253,7 +291,12 @@ class QuantConvRewriter(relax.PyExprMutator):
             RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype, p.rounding))
 
     def _bind(self, var: relax.Var, site: ConvSite, data: relax.Expr) -> None:
-        call = self._call(site, self.visit_expr(data))
+        data = self.visit_expr(data)
+        if getattr(site, "fully_connected", False):
+            data = self.builder_.emit(relax.op.reshape(data, site.spec.data_shape))
+        call = self._call(site, data)
+        if getattr(site, "fully_connected", False):
+            call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], site.spec.out_channels))
         # A dataflow block's outputs are plain Vars, emitted as outputs.
         emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
         new_var = emit(call, var.name)
