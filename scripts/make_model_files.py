@@ -32,7 +32,8 @@ pretrained weights offline, and these models test compilation and numerics, not 
 * `dw_*.tflite`: single DEPTHWISE_CONV_2D layers with awkward shapes (see DW_LAYERS), built with
   tf.keras DepthwiseConv2D, bias, fused RELU6 or none; `conv_*_linear.tflite`: single CONV_2D
   layers without activation (negative requantize ties stay visible); `op_*.tflite`: MobileNet's
-  other ops (residual ADD after a 1x1 conv, spatial MEAN, FULLY_CONNECTED, SOFTMAX) one model each;
+  other ops (residual ADD after a 1x1 conv, twice: 576 and 150 elements, spatial MEAN,
+  FULLY_CONNECTED, SOFTMAX) one model each;
   `float_dw_c8.tflite`: a float32 model (bad input for the model build); int8 input (zero point -3) and output,
   symmetric per-channel int8 weights, quantized like scripts/make_layer_models.py does.
 
@@ -376,7 +377,7 @@ def _op_models():
     import keras
 
     def residual_add(x):
-        y = keras.layers.Conv2D(16, 1, use_bias=True)(x)
+        y = keras.layers.Conv2D(x.shape[-1], 1, use_bias=True)(x)
         return keras.layers.Add()([x, y])
 
     def spatial_mean(x):
@@ -390,13 +391,15 @@ def _op_models():
 
     return {
         "op_add_residual": ((1, 6, 6, 16), ("CONV_2D", "ADD"), residual_add),
+        # 150 elements: the kernel's NEON blocks of 16 and its scalar tail of 6
+        "op_add_tail": ((1, 5, 5, 6), ("CONV_2D", "ADD"), residual_add),
         "op_mean_spatial": ((1, 5, 5, 40), ("MEAN",), spatial_mean),
         "op_fully_connected": ((1, 64), ("FULLY_CONNECTED",), dense),
         "op_softmax": ((1, 100), ("SOFTMAX",), softmax),
     }
 
 
-OP_MODELS = ("op_add_residual", "op_mean_spatial", "op_fully_connected", "op_softmax")
+OP_MODELS = ("op_add_residual", "op_add_tail", "op_mean_spatial", "op_fully_connected", "op_softmax")
 FLOAT_MODEL = "float_dw_c8"  # a float32 model: what `tir-armq build` must refuse with a clear message
 
 

@@ -16,11 +16,12 @@ import pytest
 import tflite
 
 from tir_armq.model.build import build_model
-from tir_armq.model.quant_rewrite import MeanSite, rewrite_quantized_convs
+from tir_armq.model.quant_rewrite import AddSite, MeanSite, rewrite_quantized_convs
 from tir_armq.model.run import run_model
 from tir_armq.model.tflite_import import ModelError, load_tflite
 from tir_armq.reference import reference_output
 from tir_armq.targets import AARCH64_A72
+from tir_armq.workloads.add import add_reference
 from tir_armq.workloads.mean import mean_reference
 from tir_armq.workloads.params import dtype_range
 
@@ -29,10 +30,10 @@ MODELS = Path(__file__).resolve().parent.parent / "tir_armq" / "models"
 SINGLE_LAYERS = {
     "dw_c100_s1_3x3": 1, "dw_c32_s2_3x3": 1, "dw_c24_s1_5x5": 1, "dw_c16_m2_3x3": 1,
     "conv_c24_1x1_linear": 1, "conv_c8_3x3_s2_linear": 1,
-    "op_add_residual": 1, "op_mean_spatial": 1, "op_fully_connected": 1, "op_softmax": 0,
+    "op_add_residual": 2, "op_add_tail": 2, "op_mean_spatial": 1, "op_fully_connected": 1, "op_softmax": 0,
 }
-MOBILENETS = {"mobilenet_v2_035_96_int8": 54, "mobilenet_v2_035_96_uint8": 54}
-OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED")
+MOBILENETS = {"mobilenet_v2_035_96_int8": 64, "mobilenet_v2_035_96_uint8": 64}
+OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED")
 
 
 def _input(model, seed: int = 0) -> np.ndarray:
@@ -96,7 +97,9 @@ def test_mobilenet_v2_matches_litert(name, tmp_path, board_key):
     assert len(ours) == len(sites) == MOBILENETS[name]
     for (op, inputs, outputs), site in zip(ours, sites):
         layer_in, layer_out = tensors[f"t{inputs[0]}"], tensors[f"t{outputs[0]}"]
-        if isinstance(site, MeanSite):
+        if isinstance(site, AddSite):
+            got = add_reference(layer_in, tensors[f"t{inputs[1]}"], site.params)
+        elif isinstance(site, MeanSite):
             got = mean_reference(layer_in, site.input_zero_point, site.requantize)
         else:
             got = reference_output(site.spec, layer_in.reshape(site.spec.data_shape), site.weight, site.bias,
@@ -106,8 +109,9 @@ def test_mobilenet_v2_matches_litert(name, tmp_path, board_key):
 
 
 def test_rewrite_covers_mobilenet_ops():
-    """Which ops run on our kernels: every conv, depthwise conv, the mean and the classifier; with the
-    scheme's multiply path (int8 path for the int8 depthwise layers, int16 for uint8 asymmetric weights)."""
+    """Which ops run on our kernels: every conv, depthwise conv, residual add, the mean and the
+    classifier (all but SOFTMAX); with the scheme's multiply path (int8 path for the int8 depthwise
+    layers, int16 for uint8 asymmetric weights)."""
     for name, layers in MOBILENETS.items():
         model = load_tflite(MODELS / f"{name}.tflite")
         _, sites, _ = rewrite_quantized_convs(model.mod)

@@ -57,7 +57,7 @@ class BuiltModel:
 
     def report(self) -> str:
         """The one-line summary the CLI prints."""
-        return (f"{self.model.path.name}: {len(self.sites)} conv/depthwise layers on tir_armq kernels "
+        return (f"{self.model.path.name}: {len(self.sites)} layers on tir_armq kernels "
                 f"({self.kernels} distinct, {self.from_database} from the tuning database, "
                 f"{self.kernels - self.from_database} default schedules); other ops on TVM's default path; "
                 f"built in {self.build_seconds:.1f} s")

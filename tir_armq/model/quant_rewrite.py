@@ -25,6 +25,7 @@ from tvm import relax
 
 from ..requantize import RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
+from ..workloads.add import AddParams, add_nhwc, add_params
 from ..workloads.depthwise_int8 import int8_path_applies
 from ..workloads.mean import mean_params, mean_spatial_nhwc
 from ..workloads.params import dtype_range
@@ -94,6 +95,44 @@ class MeanSite:
 
     def with_requantize(self, requantize: RequantizeParams) -> MeanSite:
         return MeanSite(self.data_shape, self.dtype, self.input_zero_point, requantize)
+
+
+@dataclass(frozen=True)
+class AddSite:
+    """A quantized elementwise ADD of two tensors (residual connection) on our integer kernel."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    params: AddParams
+    kind = "add"
+
+    def prim_func(self) -> tvm.tirx.PrimFunc:
+        return add_nhwc(self.shape, self.dtype)
+
+    def constant_args(self) -> list[np.ndarray]:
+        return [self.params.array()]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def out_dtype(self) -> str:
+        return self.dtype
+
+    @property
+    def name(self) -> str:
+        return f"add_{'x'.join(map(str, self.shape[1:]))}"
+
+    @property
+    def requantize(self):  # the clip fold reads and writes the clamp through this
+        return self.params
+
+    def with_clamp(self, lo: int, hi: int) -> AddSite:
+        from dataclasses import replace
+
+        p = self.params
+        return AddSite(self.shape, self.dtype, replace(p, clamp_low=max(lo, p.clamp_low), clamp_high=min(hi, p.clamp_high)))
 
 
 def _op(call: relax.Expr, name: str) -> bool:
@@ -172,6 +211,9 @@ class QuantConvRewriter(relax.PyExprMutator):
         bias_f = None
         if _op(acc, "relax.add"):
             a, b = (self._value(arg) for arg in acc.args)
+            if _op(a, "relax.dequantize") and _op(b, "relax.dequantize") and _const(a.args[0]) is None \
+                    and _const(b.args[0]) is None:
+                return self._match_add(a, b, out_scale, out_zp, out_dtype)
             acc, bias_f = (a, b) if _op(a, "relax.nn.conv2d") or _op(a, "relax.matmul") else (b, a)
         if _op(acc, "relax.matmul"):
             return self._match_fully_connected(acc, bias_f, out_scale, out_zp, out_dtype)
@@ -266,6 +308,18 @@ class QuantConvRewriter(relax.PyExprMutator):
                         requantize, fully_connected=True)
         return site, data
 
+    def _match_add(self, a: relax.Call, b: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
+        """A residual ADD: quantize(add(dequantize(x1), dequantize(x2)))."""
+        x1, x2 = a.args[0], b.args[0]
+        shape1, shape2 = (tuple(int(v) for v in x.ty.shape) for x in (x1, x2))
+        dtype = str(x1.ty.dtype)
+        if shape1 != shape2 or str(x2.ty.dtype) != dtype or dtype != out_dtype:
+            raise _Unmatched(f"add of {shape1} {dtype} and {shape2} {x2.ty.dtype} (broadcast or mixed types)")
+        params = add_params(_need(_scalar(a.args[1]), "input scale"), int(_need(_scalar(a.args[2]), "zero point")),
+                            _need(_scalar(b.args[1]), "input scale"), int(_need(_scalar(b.args[2]), "zero point")),
+                            out_scale, out_zp, dtype)
+        return AddSite(shape1, dtype, params), [x1, x2]
+
     def _match_mean(self, mean: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
         axes = sorted(int(a) for a in mean.attrs.axis)
         x_deq = self._value(mean.args[0])
@@ -285,16 +339,18 @@ class QuantConvRewriter(relax.PyExprMutator):
 
     def _with_clip(self, site, clip: relax.Call):
         lo, hi = (int(round(float(v.value))) for v in clip.args[1:3])
+        if isinstance(site, AddSite):
+            return site.with_clamp(lo, hi)
         p = site.requantize
         clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
         return site.with_requantize(
             RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype, p.rounding))
 
-    def _bind(self, var: relax.Var, site: ConvSite, data: relax.Expr) -> None:
-        data = self.visit_expr(data)
+    def _bind(self, var: relax.Var, site, inputs) -> None:
+        inputs = [self.visit_expr(x) for x in (inputs if isinstance(inputs, list) else [inputs])]
         if getattr(site, "fully_connected", False):
-            data = self.builder_.emit(relax.op.reshape(data, site.spec.data_shape))
-        call = self._call(site, data)
+            inputs = [self.builder_.emit(relax.op.reshape(inputs[0], site.spec.data_shape))]
+        call = self._call(site, inputs)
         if getattr(site, "fully_connected", False):
             call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], site.spec.out_channels))
         # A dataflow block's outputs are plain Vars, emitted as outputs.
@@ -303,7 +359,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         self.set_var_remap(var, new_var)
         self.emitted.append((new_var.name, site))
 
-    def _call(self, site: ConvSite, data: relax.Expr) -> relax.Expr:
+    def _call(self, site, inputs: list[relax.Expr]) -> relax.Expr:
         func = site.prim_func()
         # One PrimFunc per distinct workload, named (and exported) after the layer shape.
         key = tvm_ffi.structural_hash(func)
@@ -313,8 +369,8 @@ class QuantConvRewriter(relax.PyExprMutator):
             gvar = self.builder_.add_func(func.with_attr("global_symbol", name), name)
             self.kernels[key] = gvar
         consts = [relax.const(a) for a in site.constant_args()]
-        out_dtype = site.requantize.output_dtype
-        return relax.call_tir(gvar, [data, *consts], relax.TensorType(site.out_shape, out_dtype))
+        out_dtype = site.out_dtype if isinstance(site, AddSite) else site.requantize.output_dtype
+        return relax.call_tir(gvar, [*inputs, *consts], relax.TensorType(site.out_shape, out_dtype))
 
 
 def _zero_points(values: np.ndarray, channels: int) -> int | list[int]:
