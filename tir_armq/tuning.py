@@ -64,11 +64,32 @@ def _space(target) -> ms.space_generator.ScheduleFn:
     )
 
 
+def host_filled_arguments(session, device, args_info, alloc_repeat: int):
+    """MetaSchedule's argument allocation for RPC boards, filled from the host: the board runtimes
+    pip installs (and our emulated board) lack `tvm.contrib.random`, which the default one needs."""
+    import numpy as np
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
+
+    rng = np.random.default_rng(0)
+
+    def fill(tensor) -> None:
+        dtype, shape = str(tensor.dtype), tuple(int(d) for d in tensor.shape)
+        if dtype.startswith(("int", "uint")):
+            info = np.iinfo(dtype)
+            values = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        else:
+            values = rng.standard_normal(shape).astype(dtype)
+        tensor.copyfrom(values)
+
+    return alloc_argument_common(fill, device, args_info, alloc_repeat)
+
+
 def _runner(boards: RpcBoards | None, cpu: str):
     if boards is None:
         return CycleEstimateRunner(CPU_MODELS[cpu])
     return ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=boards.host, tracker_port=boards.port,
-                                                   tracker_key=boards.key, session_timeout_sec=120))
+                                                   tracker_key=boards.key, session_timeout_sec=120),
+                               f_alloc_argument=host_filled_arguments)
 
 
 def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, keep: int = 8) -> set[str]:
