@@ -60,9 +60,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tir_armq.targets import get_target
     from tir_armq.tuning import RpcBoards, layer_tasks, tune
 
-    layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
-    paths = ("int8", "int16") if args.path == "all" else (args.path,)
-    tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
+    if args.model:
+        from tir_armq.tuning import model_tasks
+
+        tasks = model_tasks(Path(args.model))
+    else:
+        layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
+        paths = ("int8", "int16") if args.path == "all" else (args.path,)
+        tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
     boards = None
     if args.tracker:
         host, _, port = args.tracker.partition(":")
@@ -125,6 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="tune a network's layers into the target's database")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
+    p.add_argument("--model", help="a .tflite file: tune its kernels as its build uses them (instead of --network)")
     p.add_argument("--kind", default="depthwise", choices=["depthwise", "conv", "all"])
     p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53")
     p.add_argument("--trials", type=int, default=64, help="candidates per workload (default 64)")

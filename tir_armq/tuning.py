@@ -54,6 +54,28 @@ def layer_tasks(layer: Layer, paths: tuple[str, ...] = ("int8", "int16")) -> lis
     return [Task(f"{layer.name}.{p}", spec.prim_func(p)) for p in usable]
 
 
+def model_tasks(path) -> list[Task]:
+    """The tunable kernels of a .tflite model, exactly as its build will use them (requantize fused,
+    the model's rounding): one task per distinct depthwise workload (the rewrite's multiply path).
+    Dense convs wait for their search space, as in `layer_tasks`."""
+    import tvm_ffi
+
+    from .model.quant_rewrite import rewrite_quantized_convs
+    from .model.tflite_import import load_tflite
+
+    _, sites, _ = rewrite_quantized_convs(load_tflite(path).mod)
+    tasks, seen = [], set()
+    for site in sites:
+        if getattr(site, "kind", "") != "depthwise":
+            continue
+        func = site.prim_func()
+        key = tvm_ffi.structural_hash(func)
+        if key not in seen:
+            seen.add(key)
+            tasks.append(Task(f"{site.name}.{site.path}", func))
+    return tasks
+
+
 def _space(target) -> ms.space_generator.ScheduleFn:
     rule = DepthwiseSpace()
     return ms.space_generator.ScheduleFn(

@@ -62,7 +62,8 @@ class ConvSite:
 
     @property
     def name(self) -> str:
-        return f"{self.kind}_{'x'.join(map(str, self.spec.data_shape[1:]))}"
+        (kh, kw), (sh, _) = self.spec.kernel, self.spec.stride
+        return f"{self.kind}{kh}x{kw}_s{sh}_{'x'.join(map(str, self.spec.data_shape[1:]))}"
 
     def with_requantize(self, requantize: RequantizeParams) -> ConvSite:
         return ConvSite(self.spec, self.path, self.weight, self.bias, requantize, self.fully_connected)
