@@ -154,3 +154,15 @@ def test_wrong_input_is_refused(tmp_path):
     (tmp_path / "dw.so.json").unlink()
     with pytest.raises(ModelError, match="no dw.so.json"):
         run_model(library, x, key="unused")
+
+
+def test_model_tasks_are_the_build_kernels():
+    """`tir-armq tune --model` tunes the very PrimFuncs the build looks up: requantizing depthwise
+    workloads with the model's rounding, one per distinct workload."""
+    from tir_armq.tuning import model_tasks
+
+    tasks = model_tasks(MODELS / "mobilenet_v2_035_96_int8.tflite")
+    assert len({t.name for t in tasks}) == len(tasks) == 10
+    for task in tasks:
+        assert task.func.attrs["tir_armq.rounding"] == "upward"
+        assert task.func.attrs["tir_armq.path"] == "int8"
