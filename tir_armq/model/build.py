@@ -80,7 +80,9 @@ def _target_records(db: TargetDatabase, mod: tvm.IRModule) -> ms.database.Databa
     for _, func in mod.functions.items():
         if not _ours(func):
             continue
-        records = db.records(func)
+        # Tuned under the workload's own symbol (tir-armq tune); here each kernel is exported under a
+        # name of its own, which is part of the structural hash MetaSchedule keys workloads by.
+        records = db.records(func.with_attr("global_symbol", func.attrs["tir_armq.op"]))
         if records:
             best = records[0]
             workload = memory.commit_workload(ms.tune_context._normalize_mod(func))
