@@ -381,6 +381,14 @@ def _export(lib: Any, out_dir: Path) -> Path:
     return path
 
 
+def _load_remote(lib: Any, tmp: Path, key: str, tracker_port: int, timeout: float):
+    """Export `lib` into `tmp`, upload it to a board of `key`, load it there: (module, device)."""
+    so = _export(lib, tmp)
+    remote = connect(key, tracker_port, timeout)
+    remote.upload(str(so))
+    return remote.load_module(so.name), remote.cpu(0)
+
+
 def run_vm_on_board(
     executable: Any,
     inputs: Sequence[np.ndarray],
@@ -396,11 +404,7 @@ def run_vm_on_board(
     from tvm import relax  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory(prefix="tir_armq_") as tmp:
-        so = _export(executable, Path(tmp))
-        remote = connect(key, tracker_port, timeout)
-        remote.upload(str(so))
-        rlib = remote.load_module(so.name)
-        dev = remote.cpu(0)
+        rlib, dev = _load_remote(executable, Path(tmp), key, tracker_port, timeout)
         vm = relax.VirtualMachine(rlib, dev)
         args = [tvm.runtime.tensor(np.ascontiguousarray(a), device=dev) for a in inputs]
         return vm[func_name](*args).numpy()
@@ -424,11 +428,7 @@ def run_on_board(
     import tvm  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory(prefix="tir_armq_") as tmp:
-        so = _export(executable_or_module, Path(tmp))
-        remote = connect(key, tracker_port, timeout)
-        remote.upload(str(so))
-        rlib = remote.load_module(so.name)
-        dev = remote.cpu(0)
+        rlib, dev = _load_remote(executable_or_module, Path(tmp), key, tracker_port, timeout)
         args = [tvm.runtime.tensor(np.ascontiguousarray(a), device=dev) for a in arrays]
         rlib[func_name](*args)
         return [t.numpy() for t in args]
