@@ -8,11 +8,12 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.add import OP_NAME
+from .common import is_op
 
 
 class AddDefault(ScheduleRule):
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if func.attrs is None or func.attrs.get("tir_armq.op") != OP_NAME:
+        if not is_op(func, OP_NAME):
             return None
         sch = s_tir.Schedule(func)
         block = sch.get_sblock("add")

@@ -7,9 +7,14 @@ from tvm import s_tir, tirx
 from ..workloads.stages import STAGES
 
 
+def is_op(func: tirx.PrimFunc, op_name: str) -> bool:
+    """The PrimFunc was built by our workload `op_name`."""
+    return func.attrs is not None and func.attrs.get("tir_armq.op") == op_name
+
+
 def is_workload(func: tirx.PrimFunc, op_name: str) -> bool:
     """A rule's gate: the PrimFunc was built by our workload `op_name` and keeps its stages."""
-    if func.attrs is None or func.attrs.get("tir_armq.op") != op_name:
+    if not is_op(func, op_name):
         return False
     sch = s_tir.Schedule(func)
     try:

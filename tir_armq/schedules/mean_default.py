@@ -8,13 +8,13 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.mean import OP_NAME
-from .common import loop_extent
+from .common import is_op, loop_extent
 from .requantize_default import requantize_lanes, tensorize_requantize
 
 
 class MeanDefault(ScheduleRule):
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if func.attrs is None or func.attrs.get("tir_armq.op") != OP_NAME:
+        if not is_op(func, OP_NAME):
             return None
         sch = s_tir.Schedule(func)
         total = sch.get_sblock("sum")

@@ -14,7 +14,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.requantize import OP_NAME
-from .common import loop_extent
+from .common import is_op, loop_extent
 
 LANES = (16, 8, 4)
 
@@ -54,7 +54,7 @@ def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: T
 
 class RequantizeDefault(ScheduleRule):
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if func.attrs is None or func.attrs.get("tir_armq.op") != OP_NAME:
+        if not is_op(func, OP_NAME):
             return None
         sch = s_tir.Schedule(func)
         block = sch.get_sblock("requantize")
