@@ -170,6 +170,23 @@ def _frozen(f):
     return convert_variables_to_constants_v2(f.get_concrete_function())
 
 
+def _convert_int8(f, model, samples) -> bytes:
+    """Full-integer int8 conversion of tf.function `f` (int8 input and output, per-channel weights)."""
+    import tensorflow as tf
+
+    def representative():
+        for x in samples:
+            yield [x]
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
 def make_mnv2_int8(model, samples) -> bytes:
     import tensorflow as tf
 
@@ -355,17 +372,7 @@ def make_dw(layer: DwLayer) -> bytes:
     samples = [rep_rng.uniform(DW_DATA_MIN, DW_DATA_MAX, shape).astype(np.float32) for _ in range(REPRESENTATIVE_SAMPLES)]
     samples[0].flat[0], samples[0].flat[-1] = DW_DATA_MIN, DW_DATA_MAX
 
-    def representative():
-        for x in samples:
-            yield [x]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return _convert_int8(f, model, samples)
 
 
 # --------------------------------------------------------------------------- other ops
@@ -445,17 +452,7 @@ def make_op_model(name: str) -> bytes:
     span = 4.0 if name == "op_softmax" else 1.0  # logits spread enough for a peaked softmax
     samples = [rep_rng.uniform(-span, span, shape).astype(np.float32) for _ in range(REPRESENTATIVE_SAMPLES)]
 
-    def representative():
-        for x in samples:
-            yield [x]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return _convert_int8(f, model, samples)
 
 
 def check_op_model(name: str, data: bytes) -> None:
