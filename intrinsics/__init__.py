@@ -1,8 +1,9 @@
 """Tensor intrinsics, one module per ISA; importing a module registers its intrinsics once.
 
 Each ISA module exposes `MAC[lanes]` (elementwise int16 MAC), `MAC_LANE[(k, lanes)]` (by-element
-MAC) and `REQUANTIZE[(lanes, out_dtype)]` (TFLite requantize epilogue) with the names of its
-registered intrinsics, so schedules ask by shape.
+MAC), `REQUANTIZE[(lanes, out_dtype, rounding)]` (TFLite requantize epilogue) and
+`QUANTIZED_ADD[(lanes, dtype)]` (TFLite's 8-bit ADD) with the names of its registered intrinsics, so
+schedules ask by shape.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@
 | aarch64_neon_smlal2_8h_i16i16i32        | 8 lanes, C += A * B             | SMLAL + SMLAL2 (.8h)   |
 | aarch64_neon_smlal_lane_4x8_i16i16i32   | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x SMLAL/SMLAL2 .h[k] |
 | aarch64_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | SQRDMULH, SRSHL, XTN   |
+| aarch64_neon_qadd_{4,8,16}_{i8,u8}      | TFLite 8-bit ADD                | SQRDMULH, SRSHL, XTN   |
 LLVM folds `acc + smull(a, b)` into SMLAL and selects SMLAL2 when both operands are high halves
 of 128-bit registers; the by-element form comes from the lane splat of a loaded int16x4.
 """
@@ -18,6 +19,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .quantized_add import register_quantized_add
 from .requantize import RoundingOps, register_requantize
 
 SMLAL_4H_I16I16I32 = "aarch64_neon_smlal_4h_i16i16i32"
@@ -46,3 +48,4 @@ TensorIntrin.register(SMLAL_LANE_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lane_im
 MAC = {4: SMLAL_4H_I16I16I32, 8: SMLAL2_8H_I16I16I32}
 MAC_LANE = {(4, 8): SMLAL_LANE_4X8_I16I16I32}
 REQUANTIZE = register_requantize("aarch64_neon_requantize", ROUNDING_OPS)
+QUANTIZED_ADD = register_quantized_add("aarch64_neon_qadd", ROUNDING_OPS)

@@ -6,6 +6,7 @@
 | armv7_neon_vmlal_s16_8_i16i16i32        | 8 lanes, C += A * B             | 2 x VMLAL.S16 (d halves)   |
 | armv7_neon_vmlal_lane_s16_4x8_i16i16i32 | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x VMLAL.S16 q, d, d[k]   |
 | armv7_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | VQRDMULH, VRSHL, VMOVN     |
+| armv7_neon_qadd_{4,8,16}_{i8,u8}        | TFLite 8-bit ADD                | VQRDMULH, VRSHL, VMOVN     |
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .quantized_add import register_quantized_add
 from .requantize import RoundingOps, register_requantize
 
 VMLAL_S16_4_I16I16I32 = "armv7_neon_vmlal_s16_4_i16i16i32"
@@ -44,3 +46,4 @@ TensorIntrin.register(VMLAL_LANE_S16_4X8_I16I16I32, mac_lane_desc(4, 8), mac_lan
 MAC = {4: VMLAL_S16_4_I16I16I32, 8: VMLAL_S16_8_I16I16I32}
 MAC_LANE = {(4, 8): VMLAL_LANE_S16_4X8_I16I16I32}
 REQUANTIZE = register_requantize("armv7_neon_requantize", ROUNDING_OPS)
+QUANTIZED_ADD = register_quantized_add("armv7_neon_qadd", ROUNDING_OPS)

@@ -11,6 +11,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .quantized_add import register_quantized_add
 from .requantize import register_requantize
 
 MAC_4_I16I16I32 = "generic_mac_4_i16i16i32"
@@ -30,3 +31,4 @@ MAC = {4: MAC_4_I16I16I32, 8: MAC_8_I16I16I32}
 MAC_LANE = {(4, 8): MAC_LANE_4X8_I16I16I32}
 # The desc's int64 expression on vectors: exact, and what the NEON forms are checked against.
 REQUANTIZE = register_requantize("generic_requantize", None)
+QUANTIZED_ADD = register_quantized_add("generic_qadd", None)

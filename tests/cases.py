@@ -6,7 +6,7 @@ here, so adding a shape here adds it everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tir_armq.reference import reference_output
 from tir_armq.requantize import RequantizeParams, quantize_multiplier
 from tir_armq.workloads import QuantConvSpec, conv_spec, depthwise_spec
+from tir_armq.workloads.add import AddParams, add_params, has_tail
 from tir_armq.workloads.params import dtype_range
 
 
@@ -24,9 +25,10 @@ class Case:
     extreme_values: bool = False
 
     def inputs(self) -> tuple:
-        """data, weight, bias: uniform over each dtype's range, or only its two end points; and the
-        RequantizeParams when the workload requantizes (so `spec.arguments(*inputs)` and
-        `reference_output(spec, *inputs)` take them as they are)."""
+        """data, weight, bias: uniform over each dtype's range, or only its two end points; the
+        RequantizeParams when the workload requantizes; the residual input and AddParams when it
+        fuses a residual add (so `spec.arguments(*inputs)` and `reference_output(spec, *inputs)`
+        take them as they are)."""
         rng = np.random.default_rng(self.seed)
 
         def draw(shape, dtype):
@@ -40,7 +42,11 @@ class Case:
         bias = rng.integers(-(1 << 20), 1 << 20, size=self.spec.out_channels, dtype=np.int32)
         if not self.spec.requantizes:
             return data, weight, bias
-        return data, weight, bias, requantize_params(self.spec, rng)
+        requantize = requantize_params(self.spec, rng)
+        if not self.spec.residual:
+            return data, weight, bias, requantize
+        residual = draw(self.spec.out_shape, self.spec.output_dtype)
+        return data, weight, bias, requantize, residual, random_add_params(self.spec.output_dtype, rng)
 
     def __repr__(self) -> str:  # shown by hypothesis and pytest on failure
         return f"Case({self.spec!r}, seed={self.seed}, extreme_values={self.extreme_values})"
@@ -88,15 +94,27 @@ def requantize_params(spec: QuantConvSpec, rng: np.random.Generator) -> Requanti
                             zero_point, clamp, spec.output_dtype)
 
 
+def random_add_params(dtype: str, rng: np.random.Generator) -> AddParams:
+    """TFLite's ADD parameters for random scales and zero points of the three tensors."""
+    lo, hi = dtype_range(dtype)
+    scale1, scale2, out_scale = rng.uniform(0.005, 0.3, size=3)
+    zp1, zp2, out_zp = (int(v) for v in rng.integers(lo, hi, size=3, endpoint=True))
+    return add_params(scale1, zp1, scale2, zp2, out_scale, out_zp, dtype)
+
+
 def table_cases() -> list[tuple[str, Case]]:
     """(id, case) for every named layer, ids prefixed by the op; each layer also with the fused
-    requantize epilogue (output in the data's dtype, as TFLite's models have it)."""
+    requantize epilogue (output in the data's dtype, as TFLite's models have it), and each dense
+    conv whose output TFLite's ADD takes without a scalar tail also with a fused residual add."""
     cases = []
     for prefix, build, table in (("dw", depthwise_spec, DEPTHWISE_TABLE), ("conv", conv_spec, CONV_TABLE)):
         for i, (k, v) in enumerate(table.items()):
             cases.append((f"{prefix}-{k}", Case(build(**v), seed=i)))
             out = v.get("data_dtype", "int8")
-            cases.append((f"{prefix}-{k}-requantize", Case(build(**v, output_dtype=out), seed=i)))
+            requantizing = build(**v, output_dtype=out)
+            cases.append((f"{prefix}-{k}-requantize", Case(requantizing, seed=i)))
+            if build is conv_spec and not has_tail(requantizing.out_shape):
+                cases.append((f"{prefix}-{k}-residual", Case(build(**v, output_dtype=out, residual=True), seed=i)))
     return cases
 
 
@@ -154,6 +172,8 @@ def conv_cases(draw, max_hw: int = 8, max_c: int = 24) -> Case:
         weight_zero_point=_weight_zero_point(draw, c["weight_dtype"], cout),
         output_dtype=c["output_dtype"],
     )
+    if spec.requantizes and not has_tail(spec.out_shape) and draw(st.booleans()):
+        spec = replace(spec, residual=True)
     return Case(spec, seed=draw(st.integers(0, 2**32 - 1)), extreme_values=draw(st.booleans()))
 
 

@@ -26,7 +26,7 @@ from tir_armq.workloads.mean import mean_reference
 from tir_armq.workloads.params import dtype_range
 
 MODELS = Path(__file__).resolve().parent.parent / "tir_armq" / "models"
-# (model, conv/depthwise/mean layers on our kernels)
+# (model, TFLite operators on our kernels)
 SINGLE_LAYERS = {
     "dw_c100_s1_3x3": 1, "dw_c32_s2_3x3": 1, "dw_c24_s1_5x5": 1, "dw_c16_m2_3x3": 1,
     "conv_c24_1x1_linear": 1, "conv_c8_3x3_s2_linear": 1,
@@ -53,7 +53,7 @@ def _litert(path: Path, x: np.ndarray, tmp_path: Path, dump: bool = False):
 
 def _build_and_run(path: Path, x: np.ndarray, tmp_path: Path, board_key: str, layers: int) -> np.ndarray:
     built = build_model(path, AARCH64_A72, db_root=None)
-    assert len(built.sites) == layers, built.report()
+    assert built.layers == layers, built.report()
     library = built.export(tmp_path / "model.so")
     return run_model(library, x, key=board_key)
 
@@ -93,19 +93,31 @@ def test_mobilenet_v2_matches_litert(name, tmp_path, board_key):
     np.testing.assert_array_equal(_build_and_run(path, x, tmp_path, board_key, MOBILENETS[name]), expected)
 
     _, sites, _ = rewrite_quantized_convs(model.mod)
-    ours = [op for op in _tflite_ops(path) if op[0] in OUR_OPS]
-    assert len(ours) == len(sites) == MOBILENETS[name]
-    for (op, inputs, outputs), site in zip(ours, sites):
+    ours = iter(op for op in _tflite_ops(path) if op[0] in OUR_OPS)
+    assert sum(len(site.tflite_ops) for site in sites) == MOBILENETS[name]
+    fused = 0
+    for site in sites:
+        (op, inputs, outputs) = next(ours)
         layer_in, layer_out = tensors[f"t{inputs[0]}"], tensors[f"t{outputs[0]}"]
         if isinstance(site, AddSite):
             got = add_reference(layer_in, tensors[f"t{inputs[1]}"], site.params)
         elif isinstance(site, MeanSite):
             got = mean_reference(layer_in, site.input_zero_point, site.requantize)
         else:
+            residual = None
+            if site.residual is not None:  # the conv's ADD comes next; its other input is the residual
+                conv_out = outputs[0]
+                (op, inputs, outputs) = next(ours)
+                assert op == "ADD" and conv_out in inputs, (op, inputs)
+                residual = tensors[f"t{inputs[1] if inputs[0] == conv_out else inputs[0]}"]
+                layer_out = tensors[f"t{outputs[0]}"]
+                fused += 1
             got = reference_output(site.spec, layer_in.reshape(site.spec.data_shape), site.weight, site.bias,
-                                   site.requantize)
+                                   site.requantize, residual, site.residual)
         got = got.reshape(layer_out.shape)
         np.testing.assert_array_equal(got, layer_out, err_msg=f"{op} {site.name}")
+    # Every ADD whose shape has no scalar tail in TFLite's kernel is fused into its conv.
+    assert fused == 8
 
 
 def test_rewrite_covers_mobilenet_ops():
@@ -115,9 +127,13 @@ def test_rewrite_covers_mobilenet_ops():
     for name, layers in MOBILENETS.items():
         model = load_tflite(MODELS / f"{name}.tflite")
         _, sites, _ = rewrite_quantized_convs(model.mod)
-        assert sum(model.op_counts[op] for op in OUR_OPS) == len(sites) == layers
+        assert sum(model.op_counts[op] for op in OUR_OPS) == sum(len(site.tflite_ops) for site in sites) == layers
         paths = {site.path for site in sites if site.kind == "depthwise"}
         assert paths == ({"int8"} if name.endswith("_int8") else {"int16"})
+        # Residual ADDs: fused into the projecting conv, except where TFLite's ADD has a scalar
+        # tail (3x3x56: 504 elements, 504 % 16 = 8), which stays a kernel of its own.
+        assert sum(getattr(site, "residual", None) is not None for site in sites) == 8
+        assert [site.name for site in sites if isinstance(site, AddSite)] == ["add_3x3x56"] * 2
 
 
 # --- bad input ----------------------------------------------------------------------------------

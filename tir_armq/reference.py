@@ -10,6 +10,7 @@ import numpy as np
 
 from .requantize import RequantizeParams
 from .requantize import requantize as tflite_requantize
+from .workloads.add import AddParams, add_reference
 from .workloads.conv import Conv2DSpec
 from .workloads.depthwise import DepthwiseConv2DSpec
 from .workloads.spec import QuantConvSpec
@@ -62,9 +63,11 @@ def _to_int32(acc: np.ndarray) -> np.ndarray:
 
 
 def reference_output(spec: QuantConvSpec, data: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                     requantize: RequantizeParams | None = None) -> np.ndarray:
+                     requantize: RequantizeParams | None = None, residual: np.ndarray | None = None,
+                     add: AddParams | None = None) -> np.ndarray:
     """The output of whichever workload `spec` describes: int32, or requantized (TFLite's
-    arithmetic) when the workload fuses requantize."""
+    arithmetic) when the workload fuses requantize, then added to `residual` (TFLite's ADD with
+    `add`) when it fuses a residual add."""
     if isinstance(spec, DepthwiseConv2DSpec):
         acc = depthwise_conv2d_nhwc(spec, data, weight, bias)
     elif isinstance(spec, Conv2DSpec):
@@ -75,4 +78,9 @@ def reference_output(spec: QuantConvSpec, data: np.ndarray, weight: np.ndarray, 
         return acc
     if requantize is None:
         raise ValueError(f"requantize: the workload outputs {spec.output_dtype}; pass its RequantizeParams")
-    return tflite_requantize(acc, requantize.broadcast(spec.out_channels))
+    out = tflite_requantize(acc, requantize.broadcast(spec.out_channels))
+    if not spec.residual:
+        return out
+    if residual is None or add is None:
+        raise ValueError("residual, add: the workload fuses a residual add; pass its other input and AddParams")
+    return add_reference(out, residual, add)

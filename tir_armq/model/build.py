@@ -55,9 +55,14 @@ class BuiltModel:
         sidecar(path).write_text(json.dumps(meta, indent=1) + "\n")
         return path
 
+    @property
+    def layers(self) -> int:
+        """TFLite operators computed by our kernels (a conv with its fused residual ADD is two)."""
+        return sum(len(site.tflite_ops) for site in self.sites)
+
     def report(self) -> str:
         """The one-line summary the CLI prints."""
-        return (f"{self.model.path.name}: {len(self.sites)} layers on tir_armq kernels "
+        return (f"{self.model.path.name}: {self.layers} layers on tir_armq kernels "
                 f"({self.kernels} distinct, {self.from_database} from the tuning database, "
                 f"{self.kernels - self.from_database} default schedules); other ops on TVM's default path; "
                 f"built in {self.build_seconds:.1f} s")

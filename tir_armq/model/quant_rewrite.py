@@ -9,14 +9,15 @@ The Relax TFLite frontend imports a quantized CONV_2D / DEPTHWISE_CONV_2D as
 which computes in float32. This pass replaces each such chain by one `call_tir` of our workload
 with the requantize epilogue fused (TFLite's fixed-point multiplier and shift per output channel,
 `tir_armq.requantize`), the activation clip folded into its clamp, and the weights, bias and
-requantize parameters as constants. The spatial MEAN (global average pooling) gets the same
-treatment on `mean_spatial_nhwc`. Everything else (residual adds, the classifier, softmax) stays on
-TVM's default path.
+requantize parameters as constants. FULLY_CONNECTED runs as a 1x1 conv, the spatial MEAN (global
+average pooling) on `mean_spatial_nhwc`, the residual ADD on `add_nhwc`; an ADD whose input is a
+conv's only use is fused into that conv's epilogue (`Conv2DSpec.residual`), so no separate pass
+over the tensor remains. Everything else (softmax, ops we do not know) stays on TVM's default path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tvm
@@ -25,7 +26,7 @@ from tvm import relax
 
 from ..requantize import RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
-from ..workloads.add import AddParams, add_nhwc, add_params
+from ..workloads.add import AddParams, add_nhwc, add_params, has_tail
 from ..workloads.depthwise_int8 import int8_path_applies
 from ..workloads.mean import mean_params, mean_spatial_nhwc
 from ..workloads.params import dtype_range
@@ -41,6 +42,7 @@ class ConvSite:
     bias: np.ndarray
     requantize: RequantizeParams
     fully_connected: bool = False  # a (N, K) x (K, O) layer run as a 1x1 conv on (N, 1, 1, K)
+    residual: AddParams | None = None  # a fused residual ADD (this conv's output is its first input)
 
     @property
     def kind(self) -> str:
@@ -48,13 +50,33 @@ class ConvSite:
             return "fc"
         return "depthwise" if self.spec.op_name.startswith("depthwise") else "conv"
 
+    @property
+    def tflite_ops(self) -> tuple[str, ...]:
+        """The TFLite operators this kernel computes."""
+        op = {"fc": "FULLY_CONNECTED", "depthwise": "DEPTHWISE_CONV_2D", "conv": "CONV_2D"}[self.kind]
+        return (op, "ADD") if self.residual is not None else (op,)
+
     def prim_func(self) -> tvm.tirx.PrimFunc:
         return self.spec.prim_func(self.path) if self.kind == "depthwise" else self.spec.prim_func()
 
     def constant_args(self) -> list[np.ndarray]:
-        """The PrimFunc arguments after the data, in order, without the output."""
-        return self.spec.arguments(np.zeros(self.spec.data_shape, self.spec.data_dtype), self.weight, self.bias,
-                                   self.requantize)[1:-1]
+        """The PrimFunc arguments after the data, in order, up to the residual input (if any)."""
+        spec = self.spec
+        residual = np.zeros(spec.out_shape, spec.output_dtype) if self.residual is not None else None
+        args = spec.arguments(np.zeros(spec.data_shape, spec.data_dtype), self.weight, self.bias, self.requantize,
+                              residual, self.residual)
+        return args[1:-3] if self.residual is not None else args[1:-1]
+
+    def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
+        """The call_tir arguments: the data, the constants, then the residual input and its ADD
+        parameters."""
+        args = [inputs[0], *(relax.const(a) for a in self.constant_args())]
+        if self.residual is not None:
+            args += [inputs[1], relax.const(self.residual.array())]
+        return args
+
+    def with_residual(self, params: AddParams) -> ConvSite:
+        return replace(self, spec=replace(self.spec, residual=True), residual=params)
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -63,10 +85,18 @@ class ConvSite:
     @property
     def name(self) -> str:
         (kh, kw), (sh, _) = self.spec.kernel, self.spec.stride
-        return f"{self.kind}{kh}x{kw}_s{sh}_{'x'.join(map(str, self.spec.data_shape[1:]))}"
+        add = "_add" if self.residual is not None else ""
+        return f"{self.kind}{kh}x{kw}_s{sh}_{'x'.join(map(str, self.spec.data_shape[1:]))}{add}"
 
-    def with_requantize(self, requantize: RequantizeParams) -> ConvSite:
-        return ConvSite(self.spec, self.path, self.weight, self.bias, requantize, self.fully_connected)
+    def with_clamp(self, lo: int, hi: int) -> ConvSite:
+        """The activation clip folded into the last clamp: the residual add's, else the requantize's."""
+        if self.residual is not None:
+            p = self.residual
+            return replace(self, residual=replace(p, clamp_low=max(lo, p.clamp_low), clamp_high=min(hi, p.clamp_high)))
+        p = self.requantize
+        clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
+        return replace(self, requantize=RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp,
+                                                         p.output_dtype, p.rounding))
 
 
 @dataclass(frozen=True)
@@ -78,13 +108,14 @@ class MeanSite:
     input_zero_point: int
     requantize: RequantizeParams
     kind = "mean"
+    tflite_ops = ("MEAN",)
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
         return mean_spatial_nhwc(self.data_shape, self.dtype, self.input_zero_point, self.requantize.rounding)
 
-    def constant_args(self) -> list[np.ndarray]:
+    def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
         p = self.requantize
-        return [p.multiplier, p.shift, p.offset_clamp()]
+        return [*inputs, *(relax.const(a) for a in (p.multiplier, p.shift, p.offset_clamp()))]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -94,8 +125,11 @@ class MeanSite:
     def name(self) -> str:
         return f"mean_{'x'.join(map(str, self.data_shape[1:]))}"
 
-    def with_requantize(self, requantize: RequantizeParams) -> MeanSite:
-        return MeanSite(self.data_shape, self.dtype, self.input_zero_point, requantize)
+    def with_clamp(self, lo: int, hi: int) -> MeanSite:
+        p = self.requantize
+        clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
+        return replace(self, requantize=RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp,
+                                                         p.output_dtype, p.rounding))
 
 
 @dataclass(frozen=True)
@@ -106,12 +140,13 @@ class AddSite:
     dtype: str
     params: AddParams
     kind = "add"
+    tflite_ops = ("ADD",)
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
         return add_nhwc(self.shape, self.dtype)
 
-    def constant_args(self) -> list[np.ndarray]:
-        return [self.params.array()]
+    def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
+        return [*inputs, relax.const(self.params.array())]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -125,15 +160,9 @@ class AddSite:
     def name(self) -> str:
         return f"add_{'x'.join(map(str, self.shape[1:]))}"
 
-    @property
-    def requantize(self):  # the clip fold reads and writes the clamp through this
-        return self.params
-
     def with_clamp(self, lo: int, hi: int) -> AddSite:
-        from dataclasses import replace
-
         p = self.params
-        return AddSite(self.shape, self.dtype, replace(p, clamp_low=max(lo, p.clamp_low), clamp_high=min(hi, p.clamp_high)))
+        return replace(self, params=replace(p, clamp_low=max(lo, p.clamp_low), clamp_high=min(hi, p.clamp_high)))
 
 
 def _op(call: relax.Expr, name: str) -> bool:
@@ -180,6 +209,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         self.kernels: dict[int, relax.GlobalVar] = {}  # workload hash -> its PrimFunc
         self.rewritten: dict[relax.Var, tuple[relax.Expr, ConvSite]] = {}
         self.skipped: list[str] = []
+        self.uses = _use_counts(mod["main"])
 
     # The frontend binds every intermediate to a var: remember values to walk chains backwards.
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
@@ -190,6 +220,8 @@ class QuantConvRewriter(relax.PyExprMutator):
             except _Unmatched as why:
                 self.skipped.append(str(why))
             else:
+                if isinstance(site, AddSite):
+                    site, data = self._fuse_residual(site, data)
                 self.rewritten[binding.var] = (data, site)
                 self._bind(binding.var, site, data)
                 return
@@ -321,6 +353,18 @@ class QuantConvRewriter(relax.PyExprMutator):
                             out_scale, out_zp, dtype)
         return AddSite(shape1, dtype, params), [x1, x2]
 
+    def _fuse_residual(self, add: AddSite, inputs: list[relax.Expr]):
+        """The ADD folded into the conv producing one of its inputs, when that conv feeds nothing
+        else (its own kernel then goes dead) and TFLite's ADD has no scalar tail on this shape."""
+        if has_tail(add.shape):
+            return add, inputs
+        for k, (x, other) in enumerate((inputs, inputs[::-1])):
+            data, conv = self.rewritten.get(x, (None, None))
+            if isinstance(conv, ConvSite) and conv.kind == "conv" and conv.residual is None \
+                    and self.uses.get(x) == 1:
+                return conv.with_residual(add.params if k == 0 else add.params.swapped()), [data, other]
+        return add, inputs
+
     def _match_mean(self, mean: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
         axes = sorted(int(a) for a in mean.attrs.axis)
         x_deq = self._value(mean.args[0])
@@ -340,12 +384,7 @@ class QuantConvRewriter(relax.PyExprMutator):
 
     def _with_clip(self, site, clip: relax.Call):
         lo, hi = (int(round(float(v.value))) for v in clip.args[1:3])
-        if isinstance(site, AddSite):
-            return site.with_clamp(lo, hi)
-        p = site.requantize
-        clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
-        return site.with_requantize(
-            RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp, p.output_dtype, p.rounding))
+        return site.with_clamp(lo, hi)
 
     def _bind(self, var: relax.Var, site, inputs) -> None:
         inputs = [self.visit_expr(x) for x in (inputs if isinstance(inputs, list) else [inputs])]
@@ -369,9 +408,18 @@ class QuantConvRewriter(relax.PyExprMutator):
             name = f"{site.name}_{len(self.kernels)}"
             gvar = self.builder_.add_func(func.with_attr("global_symbol", name), name)
             self.kernels[key] = gvar
-        consts = [relax.const(a) for a in site.constant_args()]
         out_dtype = site.out_dtype if isinstance(site, AddSite) else site.requantize.output_dtype
-        return relax.call_tir(gvar, [*inputs, *consts], relax.TensorType(site.out_shape, out_dtype))
+        return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
+
+
+def _use_counts(func: relax.Function) -> dict[relax.Var, int]:
+    """How many bindings (and the function's result) read each var."""
+    counts: dict[relax.Var, int] = {}
+    exprs = [binding.value for block in func.body.blocks for binding in block.bindings] + [func.body.body]
+    for expr in exprs:
+        for var in relax.analysis.free_vars(expr):
+            counts[var] = counts.get(var, 0) + 1
+    return counts
 
 
 def _zero_points(values: np.ndarray, channels: int) -> int | list[int]:

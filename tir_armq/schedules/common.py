@@ -44,13 +44,13 @@ def pad_iterations(sch: s_tir.Schedule, multiples: dict[int, int]) -> tuple[str,
         return "data_vec", "weight_vec", "conv"
     sch.pad_einsum(conv, padding)
     for name in ("data_vec", "weight_vec"):
-        if _has_block(sch, f"{name}_pad"):
+        if has_block(sch, f"{name}_pad"):
             sch.compute_inline(name)
-    if _has_block(sch, "conv_pad"):
+    if has_block(sch, "conv_pad"):
         # conv_pad copies the valid region back; the epilogue reads the padded buffer directly.
         sch.compute_inline("conv_pad")
-    data = "data_vec_pad" if _has_block(sch, "data_vec_pad") else "data_vec"
-    weight = "weight_vec_pad" if _has_block(sch, "weight_vec_pad") else "weight_vec"
+    data = "data_vec_pad" if has_block(sch, "data_vec_pad") else "data_vec"
+    weight = "weight_vec_pad" if has_block(sch, "weight_vec_pad") else "weight_vec"
     return data, weight, "conv"
 
 
@@ -58,7 +58,7 @@ def loop_extent(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> int:
     return int(sch.get(loop).extent)
 
 
-def _has_block(sch: s_tir.Schedule, name: str) -> bool:
+def has_block(sch: s_tir.Schedule, name: str) -> bool:
     try:
         sch.get_sblock(name)
         return True

@@ -4,7 +4,8 @@ by-element MAC (SMLAL/SMLAL2 .h[k] on AArch64, VMLAL.S16 d[k] on ARMv7).
 Loop nest:  n, oh, ow, oc//8, kh, kw, ic//4, [oc%8 x ic%4: one by-element MAC intrinsic]
 Layouts:    weight_vec (OC//8, KH, KW, IC, 8); data_vec per output pixel (KH, KW, IC)
 Placement:  data_pad inlined into data_vec, data_vec computed per output pixel (reused by every
-            output-channel tile), weights widened once at the root, bias added per output pixel.
+            output-channel tile), weights widened once at the root, bias added, requantized and
+            (residual blocks) added to the residual input per output pixel.
 Channel counts that are not multiples of 8 (out) or 4 (in), like the first layer's 3 input
 channels, are padded with zeros inside the schedule.
 """

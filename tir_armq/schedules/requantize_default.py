@@ -14,7 +14,8 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.requantize import OP_NAME
-from .common import is_op, loop_extent
+from .add_default import place_residual_add, tensorize_add
+from .common import has_block, is_op, loop_extent
 
 LANES = (16, 8, 4)
 
@@ -42,14 +43,18 @@ def tensorize_requantize(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, ta
 def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: Target,
                      lanes: int | None = None) -> None:
     """The fused epilogue of a requantizing conv workload (no-op for an int32 one): computed right
-    after the int32 tile it reads, under `loop`, and tensorized. Under a loop whose channel extent
-    is a sampled tile, pass a fixed `lanes`: the trace then replays for every tile it divides."""
-    try:
-        block = sch.get_sblock("requantize")
-    except Exception:  # noqa: BLE001 - get_sblock raises a ScheduleError subclass per TVM build
+    after the int32 tile it reads, under `loop`, and tensorized; so is a fused residual add after
+    it. Under a loop whose channel extent is a sampled tile, pass a fixed `lanes`: the trace then
+    replays for every tile it divides."""
+    if not has_block(sch, "requantize"):
         return
+    block = sch.get_sblock("requantize")
     sch.reverse_compute_at(block, loop)
+    # Both placed before either is tensorized: compute-at needs the blocks as the workload made them.
+    residual = place_residual_add(sch, loop)
     tensorize_requantize(sch, block, target, str(sch.get(block).writes[0].source.dtype), lanes)
+    if residual is not None:
+        tensorize_add(sch, residual, sch.get_loops(residual)[-1], target)
 
 
 class RequantizeDefault(ScheduleRule):

@@ -8,10 +8,15 @@ integer arithmetic of TFLite's builtin kernel (`optimized_integer_ops::AddElemen
 Blocks of 16 elements take that NEON form; the kernel's scalar tail (the last size % 16
 elements) rounds each input's shift separately (`MultiplyByQuantizedMultiplierSmallerThanOneExp`):
 both are reproduced, by flat index. Parameters as TFLite's Prepare derives them (`add_params`).
+
+`add_expr` is the NEON form as one TIR expression: the block of a tensor without a tail, the
+residual-add epilogue fused into a conv (`tir_armq.workloads.conv`) and the desc of the quantized
+add intrinsics, written once so that tensorize matches them structurally.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +47,23 @@ class AddParams:
     clamp_low: int
     clamp_high: int
 
+    def __post_init__(self) -> None:
+        # Prepare derives input multipliers < 1 (shifts in [-31, 0]) and an output one far below
+        # 1: the NEON form relies on both (no wrap in x << 20, right shifts only).
+        for name in ("shift1", "shift2", "out_shift"):
+            if not -31 <= getattr(self, name) <= 0:
+                raise ValueError(f"{name}: expected a right shift in [-31, 0], got {getattr(self, name)}")
+        for name in ("multiplier1", "multiplier2", "out_multiplier"):
+            if not 0 <= getattr(self, name) < 2**31:
+                raise ValueError(f"{name}: expected a Q31 multiplier in [0, 2**31), got {getattr(self, name)}")
+
     def array(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in PARAM_NAMES], dtype=np.int32)
+
+    def swapped(self) -> "AddParams":
+        """The same sum with the inputs exchanged (the arithmetic is symmetric in them)."""
+        return AddParams(self.offset2, self.multiplier2, self.shift2, self.offset1, self.multiplier1, self.shift1,
+                         self.out_multiplier, self.out_shift, self.out_offset, self.clamp_low, self.clamp_high)
 
 
 def add_params(scale1: float, zero_point1: int, scale2: float, zero_point2: int, out_scale: float,
@@ -87,16 +107,70 @@ def add_reference(x1: np.ndarray, x2: np.ndarray, p: AddParams) -> np.ndarray:
     return np.clip(out, p.clamp_low, p.clamp_high).astype(dtype).reshape(x1.shape)
 
 
+def add_expr(x1: tirx.PrimExpr, x2: tirx.PrimExpr, params: Sequence[tirx.PrimExpr], dtype: str) -> tirx.PrimExpr:
+    """The NEON form of one output element: `x1`, `x2` of `dtype`, `params` the 11 int32 scalars
+    of `PARAM_NAMES`. Exact in int64; with AddParams' ranges nothing wraps before the int16 narrow
+    (|x + offset| <= 255, so (x + offset) << 20 < 2**28 and so is each rescaled input), and
+    `(v << 20) >> -shift` is the kernel's single SSHL by 20 + shift (a floor shift either way).
+
+    Written as the NEON instructions compute, without comparisons of int64 values (tensorize's
+    index-dtype normaliser would narrow them, constants and all, to int32):
+    SaturatingRoundingDoublingHighMul, which cannot saturate here, is SQRDMULH's
+    `(v * m + 2**30) >> 31`; RoundingDivideByPOT is gemmlowp's NEON fixup (-1 for a negative
+    value and a non-zero shift) before a rounding shift."""
+    p = dict(zip(PARAM_NAMES, params))
+
+    def i64(v):
+        return tirx.Cast("int64", v)
+
+    def c64(v: int):
+        return tirx.const(v, "int64")
+
+    def srdhm(v, m):
+        return tirx.shift_right(v * i64(m) + c64(1 << 30), c64(31))
+
+    def scaled(x, k: int):
+        v = i64(x.astype("int32") + p[f"offset{k}"])
+        return srdhm(tirx.shift_right(tirx.shift_left(v, c64(LEFT_SHIFT)), i64(0 - p[f"shift{k}"])), p[f"multiplier{k}"])
+
+    s = srdhm(scaled(x1, 1) + scaled(x2, 2), p["out_multiplier"])
+    exponent = 0 - p["out_shift"]
+    fixup = tirx.shift_right(s, c64(63)) * i64(exponent > 0)
+    s = tirx.shift_right(s + fixup + tirx.shift_right(tirx.shift_left(c64(1), i64(exponent)), c64(1)), i64(exponent))
+    # Truncating narrow to int16, wrapping int16 add of the zero point, saturate, clamp.
+    narrowed = tirx.Cast("int16", tirx.Cast("int16", s).astype("int32") + p["out_offset"]).astype("int32")
+    lo, hi = dtype_range(dtype)
+    low = tirx.max(p["clamp_low"], tirx.const(lo, "int32"))
+    high = tirx.min(p["clamp_high"], tirx.const(hi, "int32"))
+    return tirx.Cast(dtype, tirx.max(tirx.min(narrowed, high), low))
+
+
+def has_tail(shape: Sequence[int]) -> bool:
+    """The kernel takes the last size % 16 elements through its scalar formula."""
+    return int(np.prod(shape)) % NEON_BLOCK != 0
+
+
 def add_nhwc(shape, dtype: str = "int8") -> tirx.PrimFunc:
     """PrimFunc `(x1, x2, params, output)`; params the int32 array of `AddParams`.
 
-    Stages `scaled1`, `scaled2` (each input rescaled, int32) and `add`: each formula reads its
-    operands several times, so one fused expression would grow exponentially."""
+    Without a tail one block `add` of `add_expr`. With one, stages `scaled1`, `scaled2` (each
+    input rescaled, int32) and `add` select the kernel's form by flat index: each formula reads
+    its operands several times, so one fused expression of both forms would grow exponentially."""
     shape = check_positive_ints("shape", shape, len(shape))
     dtype = check_dtype("dtype", dtype)
     x1 = te.placeholder(shape, dtype, name="x1")
     x2 = te.placeholder(shape, dtype, name="x2")
     params = te.placeholder((len(PARAM_NAMES),), "int32", name="params")
+    if has_tail(shape):
+        out = _add_with_tail(shape, dtype, x1, x2, params)
+    else:
+        scalars = [params(k) for k in range(len(PARAM_NAMES))]
+        out = te.compute(shape, lambda *i: add_expr(x1(*i), x2(*i), scalars, dtype), name="add")
+    func = te.create_prim_func([x1, x2, params, out])
+    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME})
+
+
+def _add_with_tail(shape, dtype: str, x1: te.Tensor, x2: te.Tensor, params: te.Tensor) -> te.Tensor:
     size = int(np.prod(shape))
     neon_end = size - size % NEON_BLOCK
     lo, hi = dtype_range(dtype)
@@ -149,6 +223,4 @@ def add_nhwc(shape, dtype: str = "int8") -> tirx.PrimFunc:
         out = tirx.Select(in_neon(index), neon_out, s + p("out_offset"))
         return tirx.Cast(dtype, tirx.max(tirx.min(out, p("clamp_high")), p("clamp_low")))
 
-    out = te.compute(shape, body, name="add")
-    func = te.create_prim_func([x1, x2, params, out])
-    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME})
+    return te.compute(shape, body, name="add")

@@ -6,6 +6,8 @@ Stages:
   weight_vec[oc, kh, kw, ic]             int16(weight[oc, kh, kw, ic]) - zp_weight[oc]
   conv[n, oh, ow, oc]                    sum_{kh, kw, ic} int32(data_vec) * int32(weight_vec)
   output[n, oh, ow, oc]                  conv + bias
+  [requantize[n, oh, ow, oc]]            TFLite's requantize to int8/uint8
+  [residual_add[n, oh, ow, oc]]          TFLite's ADD of requantize and the `residual` input
 Weights are OHWI, as TFLite stores them; `weight_vec` is where schedules re-layout them.
 """
 
@@ -18,6 +20,7 @@ from typing import ClassVar
 from tvm import te, tirx
 
 from . import params as P
+from .add import has_tail
 from .spec import QuantConvSpec, validated_fields
 from .stages import add_bias, epilogue_args, pad_data, placeholders, to_prim_func, widen_data, widen_weight
 
@@ -30,6 +33,7 @@ class Conv2DSpec(QuantConvSpec):
 
     op_name: ClassVar[str] = OP_NAME
     channels_out: int = 1
+    residual: bool = False  # the conv's requantized output goes through an ADD with a second input
 
     @property
     def out_channels(self) -> int:
@@ -61,8 +65,11 @@ def conv_spec(
     weight_zero_point: int | Sequence[int] = 0,
     output_dtype: str = "int32",
     rounding: str = "away",
+    residual: bool = False,
 ) -> Conv2DSpec:
-    """Validate a dense conv layer given as TFLite describes it (weights OHWI)."""
+    """Validate a dense conv layer given as TFLite describes it (weights OHWI). `residual`: fuse
+    the ADD of MobileNetV2's residual blocks (TFLite's NEON form, so only for outputs without the
+    kernel's scalar tail, size % 16 == 0) into the requantizing epilogue."""
     data_shape = P.check_positive_ints("data_shape", data_shape, 4)
     weight_shape = P.check_positive_ints("weight_shape", weight_shape, 4)
     if weight_shape[3] != data_shape[3]:
@@ -75,12 +82,18 @@ def conv_spec(
         data_zero_point=data_zero_point, weight_zero_point=weight_zero_point, output_dtype=output_dtype,
         rounding=rounding,
     )
-    return Conv2DSpec(**fields, channels_out=weight_shape[0])
+    spec = Conv2DSpec(**fields, channels_out=weight_shape[0], residual=bool(residual))
+    if spec.residual and not spec.requantizes:
+        raise ValueError("residual: a fused residual add needs a requantizing workload (output_dtype int8/uint8)")
+    if spec.residual and has_tail(spec.out_shape):
+        raise ValueError(f"residual: the output {spec.out_shape} has a scalar tail in TFLite's ADD (size % 16 != 0); "
+                         "run the ADD on its own")
+    return spec
 
 
 def conv2d_nhwc(data_shape: Sequence[int], weight_shape: Sequence[int], **kwargs) -> tirx.PrimFunc:
-    """PrimFunc `(data, weight, bias[, weight_zero_point][, multiplier, shift, offset_clamp], output)`;
-    see `conv_spec` for kwargs."""
+    """PrimFunc `(data, weight, bias[, weight_zero_point][, multiplier, shift, offset_clamp]
+    [, residual, add_params], output)`; see `conv_spec` for kwargs."""
     return conv_spec(data_shape, weight_shape, **kwargs).prim_func()
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..requantize import ROUNDINGS, RequantizeParams
+from .add import AddParams
 from . import params as P
 from .params import Padding
 
@@ -36,6 +37,7 @@ class QuantConvSpec:
     rounding: str = "away"  # of the requantize epilogue's final shift (tir_armq.requantize)
 
     op_name: ClassVar[str]  # the PrimFunc's global symbol, and the op its schedule rule accepts
+    residual: ClassVar[bool] = False  # a fused residual ADD epilogue (dense conv only)
 
     @property
     def out_channels(self) -> int:
@@ -81,9 +83,11 @@ class QuantConvSpec:
         ).copy()
 
     def arguments(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                  requantize: RequantizeParams | None = None) -> list[np.ndarray]:
+                  requantize: RequantizeParams | None = None, residual: np.ndarray | None = None,
+                  add: AddParams | None = None) -> list[np.ndarray]:
         """The PrimFunc's arguments in order, the last one the zeroed output; `requantize` is
-        required exactly when the workload requantizes."""
+        required exactly when the workload requantizes, `residual` (the other input of the ADD,
+        shaped as the output) and `add` exactly when it fuses a residual add."""
         checks = (
             ("data", data, self.data_shape, self.data_dtype),
             ("weight", weight, self.weight_shape, self.weight_dtype),
@@ -108,6 +112,15 @@ class QuantConvSpec:
             args += [params.multiplier.astype(np.int32), params.shift.astype(np.int32), params.offset_clamp()]
         elif requantize is not None:
             raise ValueError("requantize: this workload outputs int32 accumulators; build it with output_dtype int8/uint8")
+        if self.residual:
+            if residual is None or add is None:
+                raise ValueError("residual, add: this workload fuses a residual add; pass its other input and AddParams")
+            if residual.shape != self.out_shape or residual.dtype != np.dtype(self.output_dtype):
+                raise ValueError(f"residual: expected {self.out_shape} {self.output_dtype}, got {residual.shape} "
+                                 f"{residual.dtype}")
+            args += [residual, add.array()]
+        elif residual is not None or add is not None:
+            raise ValueError("residual, add: this workload has no residual add; build it with residual=True")
         args.append(np.zeros(self.out_shape, dtype=self.output_dtype))
         return args
 

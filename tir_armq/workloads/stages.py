@@ -1,13 +1,16 @@
 """TE stages both workloads share: the padded input, the widening casts, the bias epilogue.
 
 Stage names are part of the contract with the schedules: `data_pad`, `data_vec`, `weight_vec`,
-`conv`, `output`, and `requantize` (the fused epilogue of a workload with an int8/uint8 output).
+`conv`, `output`, `requantize` (the fused epilogue of a workload with an int8/uint8 output) and
+`residual_add` (a conv's fused residual ADD).
 """
 
 from __future__ import annotations
 
 from tvm import te, tirx
 
+from .add import PARAM_NAMES as ADD_PARAM_NAMES
+from .add import add_expr
 from .requantize import requantize_expr
 from .spec import QuantConvSpec
 
@@ -87,13 +90,27 @@ def requantize_stage(spec: QuantConvSpec, acc: te.Tensor, params: list[te.Tensor
     )
 
 
+def residual_add_stage(spec: QuantConvSpec, requantized: te.Tensor) -> list[te.Tensor]:
+    """`residual_add[n, oh, ow, oc]`: TFLite's ADD of the requantized output and the `residual`
+    input (`add_params`: the int32 AddParams); returns [residual, add_params, residual_add]."""
+    residual = te.placeholder(spec.out_shape, spec.output_dtype, name="residual")
+    params = te.placeholder((len(ADD_PARAM_NAMES),), "int32", name="add_params")
+    scalars = [params(k) for k in range(len(ADD_PARAM_NAMES))]
+    out = te.compute(spec.out_shape, lambda *i: add_expr(requantized(*i), residual(*i), scalars, spec.output_dtype),
+                     name="residual_add")
+    return [residual, params, out]
+
+
 def epilogue_args(spec: QuantConvSpec, output: te.Tensor) -> list[te.Tensor]:
     """The trailing PrimFunc arguments after the optional weight zero point: the int32 `output`,
-    or the requantize parameters and the requantized output."""
+    or the requantize parameters and the requantized output, or those and the residual add's."""
     if not spec.requantizes:
         return [output]
     params = requantize_placeholders(spec)
-    return [*params, requantize_stage(spec, output, params)]
+    requantized = requantize_stage(spec, output, params)
+    if not spec.residual:
+        return [*params, requantized]
+    return [*params, *residual_add_stage(spec, requantized)]
 
 
 def to_prim_func(spec: QuantConvSpec, op_name: str, tensors: list[te.Tensor]) -> tirx.PrimFunc:
