@@ -7,7 +7,7 @@ A one-off developer script, not part of set-up or CI: the models are committed. 
     ~/.cache/tir_armq/tfvenv/bin/pip install tensorflow-cpu
     ~/.cache/tir_armq/tfvenv/bin/python scripts/make_model_files.py [--out tir_armq/models] [--check]
 
-Files written (6 models, about 1.3 MB in all, ~20 s; weights random from fixed seeds: there are no
+Files written (15 models, about 1.7 MB in all, ~40 s; weights random from fixed seeds: there are no
 pretrained weights offline, and these models test compilation and numerics, not accuracy):
 
 * `mobilenet_v2_035_96_int8.tflite`: Keras `MobileNetV2(input_shape=(96, 96, 3), alpha=0.35,
@@ -29,6 +29,10 @@ pretrained weights offline, and these models test compilation and numerics, not 
   logits) min/max calibrated on the representative images. `tf.compat.v1.lite.TFLiteConverter
   .from_session` with `inference_type=tf.uint8` and `quantized_input_stats` (input scale 1/128,
   zero point 128) turns it into a uint8 model with the same 65 ops (no QUANTIZE/DEQUANTIZE).
+* `mobilenet_v1_025_96_int8.tflite`: Keras `MobileNet(input_shape=(96, 96, 3), alpha=0.25,
+  weights=None, classes=100)`, seeded and calibrated the same way, int8 scheme as above. 31 ops:
+  CONV_2D x15 (the 3x3 stem, 13 pointwise, the 1x1 classifier), DEPTHWISE_CONV_2D x13, MEAN
+  (keep_dims), RESHAPE, SOFTMAX.
 * `dw_*.tflite`: single DEPTHWISE_CONV_2D layers with awkward shapes (see DW_LAYERS), built with
   tf.keras DepthwiseConv2D, bias, fused RELU6 or none; `conv_*_linear.tflite`: single CONV_2D
   layers without activation (negative requantize ties stay visible); `op_*.tflite`: MobileNet's
@@ -60,6 +64,8 @@ REPRESENTATIVE_SAMPLES = 8
 
 MNV2_HW, MNV2_ALPHA, MNV2_CLASSES = 96, 0.35, 100
 MNV2_INT8 = "mobilenet_v2_035_96_int8"
+MNV1_HW, MNV1_ALPHA, MNV1_CLASSES = 96, 0.25, 100
+MNV1_INT8 = "mobilenet_v1_025_96_int8"
 MNV2_UINT8 = "mobilenet_v2_035_96_uint8"
 # uint8 model input: real = (q - 128) / 128, i.e. scale 1/128, zero point 128 (the classic
 # quantized MobileNet input).
@@ -117,17 +123,32 @@ def _seed(name: str) -> int:
 
 def build_mobilenet_v2():
     """The seeded float Keras MobileNetV2 and its representative images (8, 96, 96, 3) in [-1, 1]."""
+    import tensorflow as tf
+
+    return _seeded_keras_net("mobilenet_v2", MNV2_HW, lambda: tf.keras.applications.MobileNetV2(
+        input_shape=(MNV2_HW, MNV2_HW, 3), alpha=MNV2_ALPHA, weights=None, classes=MNV2_CLASSES))
+
+
+def build_mobilenet_v1():
+    """The seeded float Keras MobileNet (V1) and its representative images (8, 96, 96, 3)."""
+    import tensorflow as tf
+
+    return _seeded_keras_net("mobilenet_v1", MNV1_HW, lambda: tf.keras.applications.MobileNet(
+        input_shape=(MNV1_HW, MNV1_HW, 3), alpha=MNV1_ALPHA, weights=None, classes=MNV1_CLASSES))
+
+
+def _seeded_keras_net(name: str, hw: int, factory):
+    """A Keras application with He-normal kernels and calibrated, perturbed BatchNorm statistics
+    from seeds derived from `name`, and its representative images in [-1, 1]."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    tf.keras.utils.set_random_seed(_seed("mobilenet_v2"))
-    model = tf.keras.applications.MobileNetV2(
-        input_shape=(MNV2_HW, MNV2_HW, 3), alpha=MNV2_ALPHA, weights=None, classes=MNV2_CLASSES
-    )
-    rng = np.random.default_rng(_seed("mobilenet_v2/weights"))
-    samples = np.random.default_rng(_seed("mobilenet_v2/data")).uniform(
-        -1.0, 1.0, (REPRESENTATIVE_SAMPLES, MNV2_HW, MNV2_HW, 3)
+    tf.keras.utils.set_random_seed(_seed(name))
+    model = factory()
+    rng = np.random.default_rng(_seed(f"{name}/weights"))
+    samples = np.random.default_rng(_seed(f"{name}/data")).uniform(
+        -1.0, 1.0, (REPRESENTATIVE_SAMPLES, hw, hw, 3)
     ).astype(np.float32)
     samples[0].flat[0], samples[0].flat[-1] = -1.0, 1.0
 
@@ -187,24 +208,15 @@ def _convert_int8(f, model, samples) -> bytes:
     return conv.convert()
 
 
-def make_mnv2_int8(model, samples) -> bytes:
+def make_keras_int8(model, samples) -> bytes:
+    """A seeded Keras network (batch 1) in TFLite's int8 scheme."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec((1, MNV2_HW, MNV2_HW, 3), tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((1, *samples.shape[1:]), tf.float32)])
     def f(x):
         return model(x, training=False)
 
-    def representative():
-        for x in samples:
-            yield [x[None]]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return _convert_int8(f, model, samples[:, None])
 
 
 def _folded(model):
@@ -521,11 +533,23 @@ def _fused_activations(data: bytes) -> Counter:
     return counts
 
 
-def check_mnv2(name: str, data: bytes, dtype, model, samples) -> None:
+def check_mnv1(data: bytes, model, samples) -> None:
     import numpy as np
 
-    interp, ops = describe(name, data)
-    # Close to the float Keras model (on 4 of the representative images).
+    interp, ops = describe(MNV1_INT8, data)
+    _compare_with_float(interp, model, samples)
+    counts = Counter(op["op_name"] for op in ops)
+    # 3x3 stem, 13 pointwise convs, the 1x1 classifier conv; global average pooling as MEAN.
+    assert counts == Counter(CONV_2D=15, DEPTHWISE_CONV_2D=13, MEAN=1, RESHAPE=1, SOFTMAX=1), counts
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    assert inp["dtype"] == np.int8 and tuple(inp["shape"]) == (1, MNV1_HW, MNV1_HW, 3), inp
+    assert out["dtype"] == np.int8 and tuple(out["shape"]) == (1, MNV1_CLASSES), out
+
+
+def _compare_with_float(interp, model, samples) -> None:
+    """The quantized model is close to the float Keras model (on 4 of the representative images)."""
+    import numpy as np
+
     (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
     (si, zi), (so, zo) = inp["quantization"], out["quantization"]
     info = np.iinfo(inp["dtype"])
@@ -540,6 +564,14 @@ def check_mnv2(name: str, data: bytes, dtype, model, samples) -> None:
     print(f"  vs float Keras model: softmax max |diff| {err:.4f}, correlation {min(corr):.3f}..{max(corr):.3f}"
           f" (float top-1 probability {float(ref.max(axis=1).mean()):.2f})")
     assert min(corr) > 0.75, corr  # a loose bound: random weights, 8-bit noise
+
+
+def check_mnv2(name: str, data: bytes, dtype, model, samples) -> None:
+    import numpy as np
+
+    interp, ops = describe(name, data)
+    _compare_with_float(interp, model, samples)
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
     fused = _fused_activations(data)
     print("  fused activations " + ", ".join(f"{k} x{v}" for k, v in sorted(fused.items())))
     assert inp["dtype"] == dtype and tuple(inp["shape"]) == (1, MNV2_HW, MNV2_HW, 3), inp
@@ -611,7 +643,7 @@ def main(argv=None) -> int:
 
     def jobs():
         model, samples = build_mobilenet_v2()
-        yield (MNV2_INT8, lambda: make_mnv2_int8(model, samples),
+        yield (MNV2_INT8, lambda: make_keras_int8(model, samples),
                lambda d: check_mnv2(MNV2_INT8, d, np.int8, model, samples))
         yield (MNV2_UINT8, lambda: make_mnv2_uint8(model, samples),
                lambda d: check_mnv2(MNV2_UINT8, d, np.uint8, model, samples))
@@ -620,6 +652,9 @@ def main(argv=None) -> int:
         for name in OP_MODELS:
             yield name, lambda name=name: make_op_model(name), lambda d, name=name: check_op_model(name, d)
         yield FLOAT_MODEL, make_float_model, check_float_model
+        # Last: Keras numbers layers globally, and the models above keep the names they were made with.
+        v1, v1_samples = build_mobilenet_v1()
+        yield MNV1_INT8, lambda: make_keras_int8(v1, v1_samples), lambda d: check_mnv1(d, v1, v1_samples)
 
     if not args.check:
         args.out.mkdir(parents=True, exist_ok=True)

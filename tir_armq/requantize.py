@@ -18,7 +18,7 @@ Written from TFLite's `kernels/internal/common.h`, gemmlowp's `fixedpoint.h` and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -106,6 +106,14 @@ class RequantizeParams:
     clamp: tuple[int, int]  # inclusive, in the output dtype's range
     output_dtype: str = "int8"
     rounding: str = "away"  # of the final shift: see the module docstring
+    # Added after the shift instead of the zero point: TFLite's optimized int8 MEAN folds the input
+    # zero point in (output zp - input zp * input scale / output scale), which may leave the dtype.
+    offset: int | None = None
+
+    @property
+    def added(self) -> int:
+        """What is added to the shifted accumulator before the clamp."""
+        return self.output_zero_point if self.offset is None else self.offset
 
     def __post_init__(self) -> None:
         if self.rounding not in ROUNDINGS:
@@ -159,12 +167,11 @@ class RequantizeParams:
             return self
         if self.multiplier.size != 1:
             raise ValueError(f"multiplier: {self.multiplier.size} values for {channels} channels")
-        return RequantizeParams(np.repeat(self.multiplier, channels), np.repeat(self.shift, channels),
-                                self.output_zero_point, self.clamp, self.output_dtype, self.rounding)
+        return replace(self, multiplier=np.repeat(self.multiplier, channels), shift=np.repeat(self.shift, channels))
 
     def offset_clamp(self) -> np.ndarray:
-        """(zero point, clamp low, clamp high) as the int32 argument of a requantizing PrimFunc."""
-        return np.array([self.output_zero_point, *self.clamp], dtype=np.int32)
+        """(zero point or offset, clamp low, clamp high): the int32 argument of a requantizing PrimFunc."""
+        return np.array([self.added, *self.clamp], dtype=np.int32)
 
 
 def requantize(acc: np.ndarray, params: RequantizeParams) -> np.ndarray:
@@ -173,5 +180,5 @@ def requantize(acc: np.ndarray, params: RequantizeParams) -> np.ndarray:
     if acc.dtype != np.int32:
         raise TypeError(f"acc: expected int32, got {acc.dtype}")
     scaled = multiply_by_quantized_multiplier(acc, params.multiplier, params.shift, params.rounding)
-    out = np.clip(scaled + params.output_zero_point, *params.clamp)
+    out = np.clip(scaled + params.added, *params.clamp)
     return out.astype(params.output_dtype)

@@ -28,7 +28,7 @@ from ..requantize import RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
 from ..workloads.add import AddParams, add_nhwc, add_params, has_tail
 from ..workloads.depthwise_int8 import int8_path_applies
-from ..workloads.mean import mean_params, mean_spatial_nhwc
+from ..workloads.mean import mean_params, mean_spatial_nhwc, optimized_mean_params
 from ..workloads.params import dtype_range
 
 
@@ -95,8 +95,7 @@ class ConvSite:
             return replace(self, residual=replace(p, clamp_low=max(lo, p.clamp_low), clamp_high=min(hi, p.clamp_high)))
         p = self.requantize
         clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
-        return replace(self, requantize=RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp,
-                                                         p.output_dtype, p.rounding))
+        return replace(self, requantize=replace(p, clamp=clamp))
 
 
 @dataclass(frozen=True)
@@ -107,6 +106,7 @@ class MeanSite:
     dtype: str
     input_zero_point: int
     requantize: RequantizeParams
+    keepdims: bool = False  # (N, 1, 1, C) rather than (N, C): Keras' MobileNet (V1) pools so
     kind = "mean"
     tflite_ops = ("MEAN",)
 
@@ -128,8 +128,7 @@ class MeanSite:
     def with_clamp(self, lo: int, hi: int) -> MeanSite:
         p = self.requantize
         clamp = (max(lo, p.clamp[0]), min(hi, p.clamp[1]))
-        return replace(self, requantize=RequantizeParams(p.multiplier, p.shift, p.output_zero_point, clamp,
-                                                         p.output_dtype, p.rounding))
+        return replace(self, requantize=replace(p, clamp=clamp))
 
 
 @dataclass(frozen=True)
@@ -368,8 +367,8 @@ class QuantConvRewriter(relax.PyExprMutator):
     def _match_mean(self, mean: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
         axes = sorted(int(a) for a in mean.attrs.axis)
         x_deq = self._value(mean.args[0])
-        if axes != [1, 2] or bool(mean.attrs.keepdims) or not _op(x_deq, "relax.dequantize"):
-            raise _Unmatched(f"mean over axes {axes} (keepdims {bool(mean.attrs.keepdims)}): only the spatial mean")
+        if axes != [1, 2] or not _op(x_deq, "relax.dequantize"):
+            raise _Unmatched(f"mean over axes {axes}: only the spatial mean")
         data = x_deq.args[0]
         shape = tuple(int(v) for v in data.ty.shape)
         if len(shape) != 4:
@@ -379,8 +378,14 @@ class QuantConvRewriter(relax.PyExprMutator):
         dtype = str(data.ty.dtype)
         if dtype != out_dtype:
             raise _Unmatched(f"mean from {dtype} to {out_dtype}")
-        params = mean_params(shape, in_scale, out_scale, out_zp, dtype)
-        return MeanSite(shape, dtype, in_zp, params), data
+        if not mean.attrs.keepdims:
+            return MeanSite(shape, dtype, in_zp, mean_params(shape, in_scale, out_scale, out_zp, dtype)), data
+        # keep_dims takes the interpreter's optimized kernel, another arithmetic: ours for int8 when
+        # every channel is in its NEON blocks of 16 (its scalar tail rounds differently).
+        if dtype != "int8" or shape[3] % 16:
+            raise _Unmatched(f"mean keeping dims of {dtype} {shape}: only int8 with channels a multiple of 16")
+        params = optimized_mean_params(shape, in_scale, in_zp, out_scale, out_zp, dtype)
+        return MeanSite(shape, dtype, 0, params, keepdims=True), data
 
     def _with_clip(self, site, clip: relax.Call):
         lo, hi = (int(round(float(v.value))) for v in clip.args[1:3])
@@ -393,6 +398,9 @@ class QuantConvRewriter(relax.PyExprMutator):
         call = self._call(site, inputs)
         if getattr(site, "fully_connected", False):
             call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], site.spec.out_channels))
+        elif getattr(site, "keepdims", False):
+            n, c = site.out_shape
+            call = relax.op.reshape(self.builder_.emit(call), (n, 1, 1, c))
         # A dataflow block's outputs are plain Vars, emitted as outputs.
         emit = self.builder_.emit if isinstance(var, relax.DataflowVar) else self.builder_.emit_output
         new_var = emit(call, var.name)

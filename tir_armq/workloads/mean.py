@@ -8,6 +8,12 @@ with TFLite's parameters (`mean_params`): the multiplier of input_scale / output
 division by the H * W elements folded into it in integers (shifted up by floor(log2(H*W)), divided,
 truncated), as LiteRT's builtin MEAN does: bit-exact against it on the board
 (tests/test_model_build.py), where the exact real multiplier was not.
+
+With keep_dims (Keras' MobileNet V1 pools so) the interpreter takes its optimized int8 kernel
+instead (`optimized_integer_ops::Mean`), whose arithmetic differs: the raw sum, one multiplier of
+input_scale / (H * W * output_scale) in float32, SRSHL's round-half-up in its NEON blocks of 16
+channels, and the input zero point folded into the added offset (`optimized_mean_params`; the
+same workload with input_zero_point 0).
 """
 
 from __future__ import annotations
@@ -32,6 +38,20 @@ def mean_params(shape, input_scale: float, output_scale: float, output_zero_poin
     multiplier = (multiplier << up) // elements  # no longer normalised to [2**30, 2**31): that is TFLite's
     return RequantizeParams(np.full(c, multiplier, np.int32), np.full(c, shift - up, np.int32),
                             int(output_zero_point), dtype_range(dtype), dtype, rounding)
+
+
+def optimized_mean_params(shape, input_scale: float, input_zero_point: int, output_scale: float,
+                          output_zero_point: int, dtype: str = "int8") -> RequantizeParams:
+    """TFLite's optimized int8 Mean over H and W (keep_dims), for channels in its NEON blocks:
+    `clamp(MBQM_upward(sum x, m, s) + bias)`, its float32 parameter arithmetic reproduced."""
+    f32 = np.float32
+    _, h, w, c = shape
+    multiplier, shift = quantize_multiplier(float(f32(input_scale) / (f32(h * w) * f32(output_scale))))
+    temp = f32(input_zero_point) * f32(input_scale) / f32(output_scale)
+    temp = temp + f32(0.5) if temp > 0 else temp - f32(0.5)
+    bias = int(output_zero_point) - int(temp)  # C's float -> int32 conversion truncates
+    return RequantizeParams(np.full(c, multiplier, np.int32), np.full(c, shift, np.int32), int(output_zero_point),
+                            dtype_range(dtype), dtype, "upward", offset=bias)
 
 
 def mean_spatial_nhwc(shape, dtype: str = "int8", input_zero_point: int = 0, rounding: str = "away") -> tirx.PrimFunc:
