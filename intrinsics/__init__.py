@@ -2,7 +2,8 @@
 
 Each ISA module exposes `MAC[lanes]` (elementwise int16 MAC), `MAC_LANE[(k, lanes)]` (by-element
 MAC), `REQUANTIZE[(lanes, out_dtype, rounding)]` (TFLite requantize epilogue) and
-`QUANTIZED_ADD[(lanes, dtype)]` (TFLite's 8-bit ADD) with the names of its registered intrinsics, so
+`QUANTIZED_ADD[(lanes, dtype)]` (TFLite's 8-bit ADD), `MAC_C8[k]` (the pointwise conv's
+int8 c8 step) with the names of its registered intrinsics, so
 schedules ask by shape.
 """
 

@@ -7,6 +7,7 @@
 | armv7_neon_vmlal_lane_s16_4x8_i16i16i32 | C[8] += sum_k A[k] * B[k, 0:8]  | 8 x VMLAL.S16 q, d, d[k]   |
 | armv7_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | VQRDMULH, VRSHL, VMOVN     |
 | armv7_neon_qadd_{4,8,16}_{i8,u8}        | TFLite 8-bit ADD                | VQRDMULH, VRSHL, VMOVN     |
+| armv7_neon_vmull_vpadal_1x8x{16,8}_i8i8i32 | c8: C[8, 4] += 8-bit products | VMULL/VMLAL.S8, VPADAL.S16 |
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .mac_c8 import C8Ops, pairwise_add_shuffles, register_c8
 from .quantized_add import register_quantized_add
 from .requantize import RoundingOps, register_requantize
 
@@ -47,3 +49,9 @@ MAC = {4: VMLAL_S16_4_I16I16I32, 8: VMLAL_S16_8_I16I16I32}
 MAC_LANE = {(4, 8): VMLAL_LANE_S16_4X8_I16I16I32}
 REQUANTIZE = register_requantize("armv7_neon_requantize", ROUNDING_OPS)
 QUANTIZED_ADD = register_quantized_add("armv7_neon_qadd", ROUNDING_OPS)
+C8_OPS = C8Ops(
+    widening_mul=lambda a, b: T.call_llvm_pure_intrin("int16x8", "llvm.arm.neon.vmulls.v8i16", a, b),
+    pairwise_accumulate=lambda acc, p: T.call_llvm_pure_intrin("int32x4", "llvm.arm.neon.vpadals.v4i32.v8i16", acc, p),
+    pairwise_add=pairwise_add_shuffles,  # VPADD is 64-bit only: LLVM picks from the shuffles
+)
+MAC_C8 = register_c8("armv7_neon_vmull_vpadal", C8_OPS, "armv7_neon_lane_sum_8x4_i32")

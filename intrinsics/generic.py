@@ -6,11 +6,13 @@ SMLAL/VMLAL on a board also build and run on an x86 host, where tests check them
 
 from __future__ import annotations
 
+from tvm import tirx
 from tvm.ir import Expr
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .mac_c8 import C8Ops, pairwise_add_shuffles, register_c8
 from .quantized_add import register_quantized_add
 from .requantize import register_requantize
 
@@ -32,3 +34,13 @@ MAC_LANE = {(4, 8): MAC_LANE_4X8_I16I16I32}
 # The desc's int64 expression on vectors: exact, and what the NEON forms are checked against.
 REQUANTIZE = register_requantize("generic_requantize", None)
 QUANTIZED_ADD = register_quantized_add("generic_qadd", None)
+
+
+def _pairwise_accumulate(acc: Expr, p: Expr) -> Expr:
+    wide = T.Cast("int32x8", p)
+    return acc + tirx.Shuffle([wide], [0, 2, 4, 6]) + tirx.Shuffle([wide], [1, 3, 5, 7])
+
+
+C8_OPS = C8Ops(widening_mul=lambda a, b: T.Cast("int16x8", a) * T.Cast("int16x8", b),
+               pairwise_accumulate=_pairwise_accumulate, pairwise_add=pairwise_add_shuffles)
+MAC_C8 = register_c8("generic_mac_c8", C8_OPS, "generic_lane_sum_8x4_i32")

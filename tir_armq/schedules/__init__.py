@@ -6,12 +6,13 @@ from tvm import s_tir, tirx
 from tvm.target import Target
 
 from .add_default import AddDefault
+from .conv_c8 import ConvC8Default
 from .conv_default import ConvDefault
 from .depthwise_default import DepthwiseDefault
 from .mean_default import MeanDefault
 from .requantize_default import RequantizeDefault
 
-DEFAULT_RULES = (DepthwiseDefault(), ConvDefault(), RequantizeDefault(), MeanDefault(), AddDefault())
+DEFAULT_RULES = (DepthwiseDefault(), ConvC8Default(), ConvDefault(), RequantizeDefault(), MeanDefault(), AddDefault())
 
 
 def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
@@ -24,4 +25,4 @@ def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
     raise ValueError(f"func: no default schedule for {op or 'a PrimFunc not built by tir_armq.workloads'}")
 
 
-__all__ = ["AddDefault", "ConvDefault", "DepthwiseDefault", "MeanDefault", "RequantizeDefault", "DEFAULT_RULES", "default_schedule"]
+__all__ = ["AddDefault", "ConvC8Default", "ConvDefault", "DepthwiseDefault", "MeanDefault", "RequantizeDefault", "DEFAULT_RULES", "default_schedule"]

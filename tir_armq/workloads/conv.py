@@ -48,8 +48,18 @@ class Conv2DSpec(QuantConvSpec):
         n, oh, ow, oc = self.out_shape
         return n * oh * ow * oc * self.kernel[0] * self.kernel[1] * self.data_shape[3]
 
-    def prim_func(self) -> tirx.PrimFunc:
-        return _build(self)
+    def prim_func(self, path: str = "int16") -> tirx.PrimFunc:
+        """The PrimFunc of one multiply path: "int16" (the seed's: subtract zero points, widen,
+        by-element SMLAL) for every layer, or "c8" (zero point folded into the bias, 8-bit products
+        of 8 consecutive input channels, XNNPACK's GEMM form) for TFLite's int8 pointwise layers;
+        both compute the same integers."""
+        if path == "int16":
+            return _build(self)
+        if path == "c8":
+            from .conv_c8 import build_c8
+
+            return build_c8(self)
+        raise ValueError(f"path: expected 'int16' or 'c8', got {path!r}")
 
 
 def conv_spec(

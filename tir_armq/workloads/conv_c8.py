@@ -1,0 +1,197 @@
+"""The "c8" multiply path of the pointwise conv (XNNPACK's qs8 GEMM "c8" arithmetic), as a PrimFunc.
+
+For int8 data and symmetric int8 weights in [-127, 127] (TFLite's int8 scheme), the data zero point
+is folded into the bias beforehand (`sum_k (x_k - zx) * w_k = sum_k x_k * w_k - zx * sum_k w_k`,
+`fold_data_zero_point`, done once at model build: no pass over the data or the weights at run
+time), and the input channels K are taken 16 at a time, 8 consecutive ones in the lanes: per output channel, SMULL of the low 8
+products and SMLAL of the high 8 into int16 (two products fit: |x * w| <= 128 * 127), then SADALP
+adds adjacent int16 pairs into 4 int32 lanes. Lane j of output channel oc therefore accumulates
+input channels 16 kb + 8 h + 2 j + e:
+
+  conv[n, oh, ow, oc, j]              sum_{kb, h, e} int32(x) * int32(w)         (K >= 16)
+  conv_tail[n, oh, ow, oc, j]         sum_e ... over the last 8 channels         (K % 16 == 8)
+  lane_sum[n, oh, ow, oc]             sum_j (conv + conv_tail)[..., oc, j]
+  output[n, oh, ow, oc]               lane_sum + bias[oc]
+  [requantize, residual_add]          as the int16 path's epilogue
+
+The weights are read where TFLite stores them (OHWI: 8 rows of 16 bytes, K apart), no copy.
+`conv`, `conv_tail` and `lane_sum` are the blocks the c8 intrinsics (`intrinsics/mac_c8.py`)
+replace; each writes a buffer of its own from a zero init, so each is a complete reduction block
+that schedules can move, and its update alone matches the intrinsic.
+Pointwise layers only (1x1 kernel, no padding): every MobileNet conv but the 3x3 stem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from tvm import tirx
+from tvm.script import tirx as T
+
+from .add import PARAM_NAMES as ADD_PARAM_NAMES
+from .add import add_expr
+from .conv import OP_NAME, Conv2DSpec
+from .params import Padding
+from .requantize import requantize_expr
+from .stages import requantize_attrs
+
+PATH = "c8"
+K_STEP, K_TAIL, OC_TILE, LANES = 16, 8, 8, 4
+
+
+def fold_data_zero_point(spec: Conv2DSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Conv2DSpec, np.ndarray]:
+    """The same layer with data zero point 0 and `bias - zx * sum_k weight`: exact for an
+    unpadded conv (no padded tap sees the zero point), and what the c8 path takes."""
+    if spec.padding != Padding(0, 0, 0, 0):
+        raise ValueError("spec: the data zero point folds into the bias only for an unpadded conv")
+    sums = weight.astype(np.int64).reshape(spec.out_channels, -1).sum(axis=1)
+    folded = (bias.astype(np.int64) - spec.data_zero_point * sums).astype(np.int32)
+    return replace(spec, data_zero_point=0), folded
+
+
+def c8_path_applies(spec: Conv2DSpec) -> bool:
+    """int8 data with zero point 0 (`fold_data_zero_point` makes it so) and weights with zero point
+    0 (in [-127, 127]: the caller's promise, as TFLite's int8 scheme makes them), a 1x1 kernel
+    without padding, input channels a multiple of 8
+    and output channels a multiple of 8 (every MobileNet conv but the stem and the classifier)."""
+    p = spec.padding
+    return (
+        spec.data_dtype == "int8"
+        and spec.weight_dtype == "int8"
+        and not any(spec.weight_zero_points())
+        and spec.data_zero_point == 0
+        and spec.kernel == (1, 1)
+        and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0)
+        and spec.data_shape[3] % K_TAIL == 0
+        and spec.out_channels % OC_TILE == 0
+    )
+
+
+def build_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
+    if not c8_path_applies(spec):
+        raise ValueError(
+            "path: the c8 path needs a 1x1 unpadded conv of int8 data and int8 weights, both zero point 0 "
+            "(fold_data_zero_point folds the data's into the bias), and input and output channels multiples of 8 "
+            f"(got {spec.data_dtype} data, {spec.weight_dtype} weights, data zero point {spec.data_zero_point}, "
+            f"weight zero point {spec.weight_zero_point}, kernel {spec.kernel}, {spec.data_shape[3]} -> "
+            f"{spec.out_channels} channels)"
+        )
+    n_, h_, w_, k_ = spec.data_shape
+    oh_, ow_ = spec.out_hw
+    sh, sw = spec.stride
+    oc_ = spec.out_channels
+    kb_ = k_ // K_STEP
+    tail = k_ % K_STEP == K_TAIL
+    has_steps = kb_ > 0  # TVMScript's `if` takes booleans only
+
+    def lanes(conv, conv_tail, b, y, x, oc, j):
+        """Lane j of the accumulators the layer has: 16-wide steps, the 8-wide tail, or both."""
+        if kb_ and tail:
+            return conv[b, y, x, oc, j] + conv_tail[b, y, x, oc, j]
+        return conv[b, y, x, oc, j] if kb_ else conv_tail[b, y, x, oc, j]
+
+    @T.macro
+    def accumulate(data, weight, bias, output):
+        conv = T.sblock_alloc_buffer((n_, oh_, ow_, oc_, LANES), "int32")
+        conv_tail = T.sblock_alloc_buffer((n_, oh_, ow_, oc_, LANES), "int32")
+        lane_sum = T.sblock_alloc_buffer((n_, oh_, ow_, oc_), "int32")
+        if has_steps:
+            for b, y, x, oc, j, kb, h, e in T.grid(n_, oh_, ow_, oc_, LANES, kb_, 2, 2):
+                with T.sblock("conv"):
+                    v_b, v_y, v_x, v_oc, v_j, v_kb, v_h, v_e = T.axis.remap("SSSSSRRR", [b, y, x, oc, j, kb, h, e])
+                    with T.init():
+                        conv[v_b, v_y, v_x, v_oc, v_j] = 0
+                    conv[v_b, v_y, v_x, v_oc, v_j] = conv[v_b, v_y, v_x, v_oc, v_j] + T.Cast(
+                        "int32", data[v_b, v_y * sh, v_x * sw, v_kb * K_STEP + v_h * K_TAIL + v_j * 2 + v_e]
+                    ) * T.Cast("int32", weight[v_oc, 0, 0, v_kb * K_STEP + v_h * K_TAIL + v_j * 2 + v_e])
+        if tail:
+            for b, y, x, oc, j, e in T.grid(n_, oh_, ow_, oc_, LANES, 2):
+                with T.sblock("conv_tail"):
+                    v_b, v_y, v_x, v_oc, v_j, v_e = T.axis.remap("SSSSSR", [b, y, x, oc, j, e])
+                    with T.init():
+                        conv_tail[v_b, v_y, v_x, v_oc, v_j] = 0
+                    conv_tail[v_b, v_y, v_x, v_oc, v_j] = conv_tail[v_b, v_y, v_x, v_oc, v_j] + T.Cast(
+                        "int32", data[v_b, v_y * sh, v_x * sw, kb_ * K_STEP + v_j * 2 + v_e]
+                    ) * T.Cast("int32", weight[v_oc, 0, 0, kb_ * K_STEP + v_j * 2 + v_e])
+        for b, y, x, oc, j in T.grid(n_, oh_, ow_, oc_, LANES):
+            with T.sblock("lane_sum"):
+                v_b, v_y, v_x, v_oc, v_j = T.axis.remap("SSSSR", [b, y, x, oc, j])
+                with T.init():
+                    lane_sum[v_b, v_y, v_x, v_oc] = 0
+                lane_sum[v_b, v_y, v_x, v_oc] = lane_sum[v_b, v_y, v_x, v_oc] + lanes(conv, conv_tail, v_b, v_y, v_x, v_oc, v_j)
+        for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
+            with T.sblock("output"):
+                v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
+                output[v_b, v_y, v_x, v_oc] = lane_sum[v_b, v_y, v_x, v_oc] + bias[v_oc]
+
+    data_shape, weight_shape, out_shape = (n_, h_, w_, k_), (oc_, 1, 1, k_), (n_, oh_, ow_, oc_)
+    if not spec.requantizes:
+
+        @T.prim_func(s_tir=True)
+        def func(
+            data: T.Buffer(data_shape, "int8"),
+            weight: T.Buffer(weight_shape, "int8"),
+            bias: T.Buffer((oc_,), "int32"),
+            output: T.Buffer(out_shape, "int32"),
+        ):
+            accumulate(data, weight, bias, output)
+
+    elif not spec.residual:
+        out_dtype, rounding = spec.output_dtype, spec.rounding
+
+        @T.prim_func(s_tir=True)
+        def func(
+            data: T.Buffer(data_shape, "int8"),
+            weight: T.Buffer(weight_shape, "int8"),
+            bias: T.Buffer((oc_,), "int32"),
+            multiplier: T.Buffer((oc_,), "int32"),
+            shift: T.Buffer((oc_,), "int32"),
+            offset_clamp: T.Buffer((3,), "int32"),
+            requantize: T.Buffer(out_shape, out_dtype),
+        ):
+            output = T.sblock_alloc_buffer(out_shape, "int32")
+            accumulate(data, weight, bias, output)
+            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
+                with T.sblock("requantize"):
+                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
+                    requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
+                        output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
+                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding)
+
+    else:
+        out_dtype, rounding = spec.output_dtype, spec.rounding
+        n_params = len(ADD_PARAM_NAMES)
+
+        @T.prim_func(s_tir=True)
+        def func(
+            data: T.Buffer(data_shape, "int8"),
+            weight: T.Buffer(weight_shape, "int8"),
+            bias: T.Buffer((oc_,), "int32"),
+            multiplier: T.Buffer((oc_,), "int32"),
+            shift: T.Buffer((oc_,), "int32"),
+            offset_clamp: T.Buffer((3,), "int32"),
+            residual: T.Buffer(out_shape, out_dtype),
+            add_params: T.Buffer((n_params,), "int32"),
+            residual_add: T.Buffer(out_shape, out_dtype),
+        ):
+            output = T.sblock_alloc_buffer(out_shape, "int32")
+            requantize = T.sblock_alloc_buffer(out_shape, out_dtype)
+            accumulate(data, weight, bias, output)
+            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
+                with T.sblock("requantize"):
+                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
+                    requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
+                        output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
+                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding)
+            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
+                with T.sblock("residual_add"):
+                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
+                    residual_add[v_b, v_y, v_x, v_oc] = add_expr(
+                        requantize[v_b, v_y, v_x, v_oc], residual[v_b, v_y, v_x, v_oc],
+                        [add_params[i] for i in range(n_params)], out_dtype)
+
+    return func.with_attrs(
+        {"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME, "tir_armq.path": PATH,
+         **requantize_attrs(spec)}
+    )
