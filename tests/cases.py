@@ -91,7 +91,7 @@ def requantize_params(spec: QuantConvSpec, rng: np.random.Generator) -> Requanti
     clamp = (lo + int(rng.integers(0, 20)), hi - int(rng.integers(0, 20)))
     pairs = [quantize_multiplier(float(v)) for v in scales]
     return RequantizeParams(np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32),
-                            zero_point, clamp, spec.output_dtype)
+                            zero_point, clamp, spec.output_dtype, spec.rounding)
 
 
 def random_add_params(dtype: str, rng: np.random.Generator) -> AddParams:
