@@ -27,9 +27,10 @@ from tvm import relax
 from ..requantize import RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
 from ..workloads.add import AddParams, add_nhwc, add_params, has_tail
+from ..workloads.conv_c8 import c8_path_applies, fold_data_zero_point
 from ..workloads.depthwise_int8 import int8_path_applies
 from ..workloads.mean import mean_params, mean_spatial_nhwc, optimized_mean_params
-from ..workloads.params import dtype_range
+from ..workloads.params import Padding, dtype_range
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ConvSite:
     """One rewritten layer: its workload, multiply path, and the constant arguments."""
 
     spec: QuantConvSpec
-    path: str  # depthwise: "int8" or "int16"; conv: "int16"
+    path: str  # depthwise: "int8" or "int16"; conv: "c8" or "int16"
     weight: np.ndarray
     bias: np.ndarray
     requantize: RequantizeParams
@@ -57,7 +58,7 @@ class ConvSite:
         return (op, "ADD") if self.residual is not None else (op,)
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
-        return self.spec.prim_func(self.path) if self.kind == "depthwise" else self.spec.prim_func()
+        return self.spec.prim_func(self.path)
 
     def constant_args(self) -> list[np.ndarray]:
         """The PrimFunc arguments after the data, in order, up to the residual input (if any)."""
@@ -270,7 +271,6 @@ class QuantConvRewriter(relax.PyExprMutator):
         weight = _need(_const(w_expr.args[0]), "constant weights")
         w_scale = np.atleast_1d(_need(_const(w_expr.args[1]), "constant weight scales")).astype(np.float32)
         w_zp = np.atleast_1d(_need(_const(w_expr.args[2]), "constant weight zero points")).astype(np.int64)
-        bias = self._bias(bias_f, int(conv.ty.shape[3]))
         strides = [int(v) for v in attrs.strides]
         dilation = [int(v) for v in attrs.dilation]
         top, left, bottom, right = (int(v) for v in attrs.padding)
@@ -285,7 +285,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             weight = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))  # HWIO -> TFLite's OHWI
             cout = weight.shape[0]
             spec = conv_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
-            path = "int16"
+            spec, bias, path = _dense_path(spec, weight, self._bias(bias_f, cout))
         elif groups == cin and groups > 1 and kernel_layout == "HWOI":
             kh, kw = weight.shape[-3:-1] if weight.ndim == 4 and weight.shape[0] == 1 else weight.shape[:2]
             weight = np.ascontiguousarray(weight.reshape(1, kh, kw, -1))  # TFLite's (1, KH, KW, C*M)
@@ -293,6 +293,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             spec = depthwise_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
             # The int8 path's identity needs weights in [-127, 127], as TFLite's int8 scheme makes them.
             path = "int8" if int8_path_applies(spec) and weight.min() >= -127 else "int16"
+            bias = self._bias(bias_f, cout)
         else:
             raise _Unmatched(f"grouped conv2d (groups={groups}, kernel layout {kernel_layout})")
         if w_scale.size not in (1, cout):
@@ -336,8 +337,9 @@ class QuantConvRewriter(relax.PyExprMutator):
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
             spec.rounding, float_product=w_scale.size == 1,
         )
-        site = ConvSite(spec, "int16", np.ascontiguousarray(weight.reshape(cout, 1, 1, k)), self._bias(bias_f, cout),
-                        requantize, fully_connected=True)
+        weight = np.ascontiguousarray(weight.reshape(cout, 1, 1, k))
+        spec, bias, path = _dense_path(spec, weight, self._bias(bias_f, cout))
+        site = ConvSite(spec, path, weight, bias, requantize, fully_connected=True)
         return site, data
 
     def _match_add(self, a: relax.Call, b: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
@@ -418,6 +420,17 @@ class QuantConvRewriter(relax.PyExprMutator):
             self.kernels[key] = gvar
         out_dtype = site.out_dtype if isinstance(site, AddSite) else site.requantize.output_dtype
         return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
+
+
+def _dense_path(spec, weight: np.ndarray, bias: np.ndarray):
+    """(spec, bias, multiply path) of a dense layer: "c8" for TFLite's int8 pointwise layers (the data
+    zero point folded into the bias here, once: the kernel never sees it), else "int16"."""
+    if spec.data_dtype == "int8" and spec.weight_dtype == "int8" and weight.min() >= -127 \
+            and spec.padding == Padding(0, 0, 0, 0):
+        folded, folded_bias = fold_data_zero_point(spec, weight, bias)
+        if c8_path_applies(folded):
+            return folded, folded_bias, "c8"
+    return spec, bias, "int16"
 
 
 def _use_counts(func: relax.Function) -> dict[relax.Var, int]:
