@@ -32,9 +32,11 @@ class Layer:
             return f"dw{k}_{s}_{self.hw}x{self.hw}x{self.cin}"
         return f"conv{k}_{s}_{self.hw}x{self.hw}x{self.cin}_to_{self.cout}"
 
-    def spec(self, data_zero_point: int = -3) -> QuantConvSpec:
-        """TFLite's int8 scheme: int8 data with a zero point, symmetric per-channel int8 weights."""
-        common = dict(stride=self.stride, padding="SAME", data_zero_point=data_zero_point)
+    def spec(self, data_zero_point: int = -3, output_dtype: str = "int32", rounding: str = "away") -> QuantConvSpec:
+        """TFLite's int8 scheme: int8 data with a zero point, symmetric per-channel int8 weights; the
+        int32 accumulators, or (`output_dtype` int8) the requantize epilogue fused."""
+        common = dict(stride=self.stride, padding="SAME", data_zero_point=data_zero_point,
+                      output_dtype=output_dtype, rounding=rounding)
         if self.kind == "depthwise":
             return depthwise_spec((1, self.hw, self.hw, self.cin), (1, self.kernel, self.kernel, self.cout), **common)
         return conv_spec((1, self.hw, self.hw, self.cin), (self.cout, self.kernel, self.kernel, self.cin), **common)

@@ -9,7 +9,9 @@ from pathlib import Path
 from ..measure.cost import Cost
 from ..networks import Layer
 
-IMPLS = ("ours", "xnnpack", "tvm_default")
+# ours: the int32 accumulators (the tuned records' workloads); ours_int8: int8 output, requantize fused,
+# as a model build runs the layer and as XNNPACK's single-layer models compute it.
+IMPLS = ("ours", "ours_int8", "xnnpack", "tvm_default")
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Row:
     count: int  # how often the network runs this layer
     costs: dict[str, Cost]  # by implementation, those measured
     source: str = "default"  # our kernel: "default" schedule or "tuned:<multiply path>"
+    source_int8: str = ""  # the same for ours_int8
 
     @property
     def macs(self) -> int:
@@ -41,7 +44,7 @@ def table(rows: list[Row]) -> str:
     impls = [i for i in IMPLS if any(i in r.costs for r in rows)]
     head = f"{'network':<13} {'layer':<34} {'n':>2} {'MMAC':>7} {'ours from':>12} " + " ".join(
         f"{i + ' ins/MAC':>18} {i + ' cyc/MAC':>18}" for i in impls
-    ) + f" {'xnn/ours':>9} {'tvm/ours':>9}"
+    ) + f" {'xnn/ours':>9} {'tvm/ours':>9} {'xnn/int8':>9} {'int8 from':>14}"
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = []
@@ -51,6 +54,7 @@ def table(rows: list[Row]) -> str:
         lines.append(
             f"{r.network:<13} {r.layer.name:<34} {r.count:>2} {r.macs / 1e6:>7.2f} {r.source:>12} " + " ".join(cells)
             + f" {_fmt(r.ratio('xnnpack'), '9.2f')} {_fmt(r.ratio('tvm_default'), '9.2f')}"
+            + f" {_fmt(r.ratio('xnnpack', 'ours_int8'), '9.2f')} {r.source_int8:>14}"
         )
     lines.append("-" * len(head))
     for network in dict.fromkeys(r.network for r in rows):
@@ -71,14 +75,18 @@ def _total_line(label: str, rows: list[Row], impls: list[str]) -> str:
             cells += [f"{ins / macs:18.3f}", f"{cycles[i] / macs:18.3f}"]
         else:
             cells += [f"{'-':>18}", f"{'-':>18}"]
-    ratio = lambda other: cycles[other] / cycles["ours"] if other in cycles and "ours" in cycles else None  # noqa: E731
+    def ratio(other: str, base: str = "ours") -> float | None:
+        return cycles[other] / cycles[base] if other in cycles and base in cycles else None
+
     return (f"{label:<51} {macs / 1e6:>7.2f} {'':>12} " + " ".join(cells)
-            + f" {_fmt(ratio('xnnpack'), '9.2f')} {_fmt(ratio('tvm_default'), '9.2f')}")
+            + f" {_fmt(ratio('xnnpack'), '9.2f')} {_fmt(ratio('tvm_default'), '9.2f')}"
+            + f" {_fmt(ratio('xnnpack', 'ours_int8'), '9.2f')}")
 
 
 def to_json(rows: list[Row]) -> list[dict]:
     return [
         {"network": r.network, "layer": r.layer.name, "count": r.count, "macs": r.macs, "ours_from": r.source,
+         "ours_int8_from": r.source_int8,
          **{i: asdict(c) for i, c in r.costs.items()}}
         for r in rows
     ]

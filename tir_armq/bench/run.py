@@ -12,7 +12,7 @@ from ..measure.mca import CPU_MODELS, BlockCostCache
 from ..database import TargetDatabase
 from ..networks import distinct_layers
 from ..targets import AARCH64_A72
-from .costs import ours_cost, tvm_default_cost, xnnpack_cost
+from .costs import ours_cost, ours_int8_cost, tvm_default_cost, xnnpack_cost
 from .report import Row, table, write_outputs
 
 
@@ -42,8 +42,9 @@ def run_bench(
         for i, (net, layer, count) in enumerate(work, 1):
             if layer not in measured:
                 ours, source = ours_cost(layer, guest, db)
-                sources[layer] = source
-                costs: dict[str, Cost] = {"ours": ours}
+                ours_int8, source_int8 = ours_int8_cost(layer, guest, db)
+                sources[layer] = (source, source_int8)
+                costs: dict[str, Cost] = {"ours": ours, "ours_int8": ours_int8}
                 if xnnpack:
                     costs["xnnpack"] = xnnpack_cost(layer, model, cache)
                 if tvm_default:
@@ -53,10 +54,11 @@ def run_bench(
                     else:
                         costs["tvm_default"] = best
                 measured[layer] = costs
-            rows.append(Row(net, layer, count, measured[layer], sources[layer]))
+            rows.append(Row(net, layer, count, measured[layer], *sources[layer]))
             ratio = rows[-1].ratio("xnnpack")
             print(f"[bench {i}/{len(work)}, {time.monotonic() - start:.0f} s] {net} {layer.name}: "
-                  f"ours {measured[layer]['ours'].cycles / rows[-1].macs:.3f} cycles/MAC"
+                  f"ours {measured[layer]['ours'].cycles / rows[-1].macs:.3f} cycles/MAC "
+                  f"(int8 out {measured[layer]['ours_int8'].cycles / rows[-1].macs:.3f})"
                   + (f", XNNPACK/ours {ratio:.2f}x" if ratio else ""), file=sys.stderr, flush=True)
     print(table(rows))
     for path in write_outputs(rows, out_dir, cpu):
