@@ -90,6 +90,9 @@ def _neon_group(ops: RoundingOps, rounding: str, x: Expr, m: Expr, s: Expr, offs
                 high: Expr) -> Expr:
     zero = T.Broadcast(T.int32(0), 4)
     right = T.min(s, zero)
+    if rounding == "single_right":  # every shift < 0: the truncating high half, one rounding shift
+        y = ops.rounding_shift(ops.doubling_high_mul_truncating(x, m), s)
+        return T.max(T.min(ops.saturating_add(y, offset), high), low)
     if rounding == "single":
         z = ops.saturating_shift_left(x, T.max(s, zero))
         y = T.Select(right < zero, ops.rounding_shift(ops.doubling_high_mul_truncating(z, m), right),
@@ -154,19 +157,27 @@ def requantize_impl(lanes: int, out_dtype: str, rounding: str, ops: RoundingOps 
     return impl
 
 
+# "single_right": the single rounding for workloads whose shifts are all right shifts (`right_shifts`):
+# same desc, SQDMULH + SRSHL only.
+VARIANTS = (*ROUNDINGS, "single_right")
+
+
 def register_requantize(prefix: str, ops: RoundingOps | None, lanes_options=(4, 8, 16)) -> dict:
-    """Register `<prefix>[_up|_single]_<lanes>_i32<out>` for every lanes, output dtype and rounding
-    ("_up": TFLite's kUpward, "_single": ruy's); returns `{(lanes, out_dtype, rounding): name}`."""
+    """Register `<prefix>[_up|_single|_single_right]_<lanes>_i32<out>` for every lanes, output dtype
+    and variant ("_up": TFLite's kUpward, "_single": ruy's, "_single_right": ruy's with right shifts
+    only); returns `{(lanes, out_dtype, variant): name}`."""
     from tvm.s_tir import TensorIntrin
 
     names = {}
-    for rounding in ROUNDINGS:
+    for variant in VARIANTS:
+        rounding = "single" if variant == "single_right" else variant
         for lanes in lanes_options:
             for out_dtype in OUTPUT_DTYPES:
                 short = "i8" if out_dtype == "int8" else "u8"
-                tag = {"away": "", "upward": "_up", "single": "_single"}[rounding]
+                tag = {"away": "", "upward": "_up", "single": "_single", "single_right": "_single_right"}[variant]
                 name = f"{prefix}{tag}_{lanes}_i32{short}"
+                impl_rounding = variant if ops is not None else rounding
                 TensorIntrin.register(name, requantize_desc(lanes, out_dtype, rounding),
-                                      requantize_impl(lanes, out_dtype, rounding, ops))
-                names[(lanes, out_dtype, rounding)] = name
+                                      requantize_impl(lanes, out_dtype, impl_rounding, ops))
+                names[(lanes, out_dtype, variant)] = name
     return names

@@ -115,19 +115,29 @@ def test_params_reject_bad_values():
 # (scalar form), every rounding.
 KERNEL_TABLE = [((1, 3, 5, 32), "int8", "away"), ((1, 4, 4, 24), "uint8", "away"), ((2, 3, 12), "int8", "away"),
                 ((5, 6), "uint8", "away"), ((1, 3, 5, 32), "int8", "upward"), ((2, 3, 12), "uint8", "upward"),
-                ((1, 3, 5, 32), "int8", "single"), ((2, 3, 12), "uint8", "single"), ((5, 6), "int8", "single")]
+                ((1, 3, 5, 32), "int8", "single"), ((2, 3, 12), "uint8", "single"), ((5, 6), "int8", "single"),
+                ((1, 3, 5, 32), "int8", "single_right"), ((2, 3, 12), "uint8", "single_right")]
 KERNEL_IDS = ["-".join(map(str, row)) for row in KERNEL_TABLE]
+
+
+def _workload(shape, out_dtype, rounding):
+    """"single_right": the single rounding with the workload's right-shifts-only promise."""
+    if rounding == "single_right":
+        return requantize_nhwc(shape, out_dtype, "single", right_shifts=True)
+    return requantize_nhwc(shape, out_dtype, rounding)
 
 
 def _case(shape, out_dtype, rounding, rng: np.random.Generator):
     channels = shape[-1]
+    right_only = rounding == "single_right"
+    rounding = "single" if right_only else rounding
     acc = rng.integers(INT32_MIN, INT32_MAX, shape, dtype=np.int64, endpoint=True).astype(np.int32)
     flat = acc.reshape(-1)
     flat[: len(EDGES)] = EDGES[: flat.size]
     multiplier = rng.integers(2**30, INT32_MAX, channels, endpoint=True).astype(np.int32)
-    shift = rng.integers(-31, 30, channels, endpoint=True).astype(np.int32)
+    shift = rng.integers(-31, -1 if right_only else 30, channels, endpoint=True).astype(np.int32)
     multiplier[:3] = [INT32_MAX, 2**30, 0][: channels]
-    shift[:3] = [-31, 30, 0][: channels]
+    shift[:3] = ([-31, -1, -1] if right_only else [-31, 30, 0])[: channels]
     lo, hi = (-128, 127) if out_dtype == "int8" else (0, 255)
     zero_point = int(rng.integers(lo, hi, endpoint=True))
     clamp = tuple(sorted(int(v) for v in rng.integers(lo, hi, 2, endpoint=True)))
@@ -141,7 +151,7 @@ def _case(shape, out_dtype, rounding, rng: np.random.Generator):
 def test_host_kernel_matches_reference(seed, row):
     shape, out_dtype, rounding = row
     args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(seed))
-    ex = compile_default(requantize_nhwc(shape, out_dtype, rounding))
+    ex = compile_default(_workload(shape, out_dtype, rounding))
     tensors = [tvm.runtime.tensor(a) for a in args]
     ex[OP_NAME](*tensors)
     np.testing.assert_array_equal(tensors[-1].numpy(), expected)
@@ -155,7 +165,7 @@ def test_aarch64_kernel_matches_reference(seed, row, board_key):
 
     shape, out_dtype, rounding = row
     args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(seed))
-    ex = compile_default(requantize_nhwc(shape, out_dtype, rounding), AARCH64_A72)
+    ex = compile_default(_workload(shape, out_dtype, rounding), AARCH64_A72)
     np.testing.assert_array_equal(run_on_board(ex, OP_NAME, args, key=board_key)[-1], expected)
 
 
@@ -166,7 +176,7 @@ def test_armv7_kernel_matches_reference(row):
 
     shape, out_dtype, rounding = row
     args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(7))
-    ex = compile_default(requantize_nhwc(shape, out_dtype, rounding), ARMV7_A7)
+    ex = compile_default(_workload(shape, out_dtype, rounding), ARMV7_A7)
     np.testing.assert_array_equal(run_armv7(ex, OP_NAME, args)[-1], expected)
 
 
@@ -175,6 +185,7 @@ NEON_FORMS = {
     ("aarch64", "single"): ("sqrdmulh", "sqdmulh", "srshl", "sqshl"),
     ("armv7", "away"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"), ("armv7", "upward"): ("vqrdmulh.s32", "vrshl.s32"),
     ("armv7", "single"): ("vqrdmulh.s32", "vqdmulh.s32", "vrshl.s32", "vqshl.s32"),
+    ("aarch64", "single_right"): ("sqdmulh", "srshl"), ("armv7", "single_right"): ("vqdmulh.s32", "vrshl.s32"),
 }
 
 
@@ -183,8 +194,10 @@ def test_requantize_uses_fixed_point_neon(isa, rounding):
     """32-bit saturating/rounding NEON forms, no 64-bit multiply anywhere in the kernel."""
     needed = NEON_FORMS[(isa, rounding)]
     target = AARCH64_A72 if isa == "aarch64" else ARMV7_A7
-    asm = assembly(requantize_nhwc((1, 4, 4, 32), "int8", rounding), target)
+    asm = assembly(_workload((1, 4, 4, 32), "int8", rounding), target)
     mnemonics = {line.split()[0] for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")}
     for mnemonic in needed:
         assert mnemonic in mnemonics, f"{mnemonic} missing from the requantize kernel"
     assert not mnemonics & {"smulh", "smull", "umulh", "smlal", "vmull.s32", "smull.w", "smmul"}
+    if rounding == "single_right":  # the promise drops the left-shift form and the per-lane select
+        assert not mnemonics & {"sqrdmulh", "sqshl", "bit", "bsl", "vqrdmulh.s32", "vqshl.s32", "vbit", "vbsl"}

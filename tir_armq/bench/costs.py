@@ -4,6 +4,7 @@ MetaSchedule default space. All are per call, from the counting plugin and llvm-
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import tvm
@@ -70,6 +71,8 @@ def model_kernel(layer: Layer, seed: int = 0):
         folded, folded_bias = fold_data_zero_point(spec, weight, bias)
         if c8_path_applies(folded):
             spec, bias, path = folded, folded_bias, "c8"
+    if spec.rounding == "single" and (requantize.shift < 0).all():  # as the model build promises it
+        spec = replace(spec, right_shifts=True)
     return spec, path, spec.arguments(data, weight, bias, requantize)
 
 

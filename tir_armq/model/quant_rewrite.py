@@ -302,7 +302,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
             spec.rounding, float_product=data_dtype == "uint8",
         )
-        return ConvSite(spec, path, weight, bias, requantize), data
+        return ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize), data
 
     def _bias(self, bias_f: relax.Expr | None, channels: int) -> np.ndarray:
         if bias_f is None:
@@ -339,7 +339,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         )
         weight = np.ascontiguousarray(weight.reshape(cout, 1, 1, k))
         spec, bias, path = _dense_path(spec, weight, self._bias(bias_f, cout))
-        site = ConvSite(spec, path, weight, bias, requantize, fully_connected=True)
+        site = ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize, fully_connected=True)
         return site, data
 
     def _match_add(self, a: relax.Call, b: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
@@ -420,6 +420,14 @@ class QuantConvRewriter(relax.PyExprMutator):
             self.kernels[key] = gvar
         out_dtype = site.out_dtype if isinstance(site, AddSite) else site.requantize.output_dtype
         return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
+
+
+def _with_shift_promise(spec, requantize: RequantizeParams):
+    """The conv/FC epilogue (ruy's single rounding) built for right shifts only when every channel's
+    is one, as in any layer whose scale is below 1/2: SQDMULH + SRSHL, nothing else."""
+    if spec.rounding == "single" and (np.asarray(requantize.shift) < 0).all():
+        return replace(spec, right_shifts=True)
+    return spec
 
 
 def _dense_path(spec, weight: np.ndarray, bias: np.ndarray):

@@ -29,7 +29,10 @@ def tensorize_requantize(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, ta
                          out_dtype: str, lanes: int | None = None) -> bool:
     """Split the block's innermost (channel) loop by `lanes` (default: the widest that divides it)
     and tensorize; False (block untouched) when no width divides it."""
-    rounding = str(sch.mod["main"].attrs.get("tir_armq.rounding", "away"))
+    attrs = sch.mod["main"].attrs
+    rounding = str(attrs.get("tir_armq.rounding", "away"))
+    if rounding == "single" and bool(attrs.get("tir_armq.right_shifts", False)):
+        rounding = "single_right"
     channel = sch.get_loops(block)[-1]
     if lanes is None:
         lanes = requantize_lanes(loop_extent(sch, channel))

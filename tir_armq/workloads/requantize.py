@@ -85,11 +85,12 @@ def _single_rounding(acc, multiplier, shift, offset, low, high, out_dtype: str) 
 OP_NAME = "requantize_nhwc"
 
 
-def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8", rounding: str = "away") -> tirx.PrimFunc:
+def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8", rounding: str = "away",
+                    right_shifts: bool = False) -> tirx.PrimFunc:
     """Standalone epilogue `(acc, multiplier, shift, offset_clamp, output)`: int32 `acc` of any
     rank, channels last, to `out_dtype`; per-channel int32 multiplier and shift, and
     `offset_clamp = (output zero point, clamp low, clamp high)`. The fused conv epilogues compute
-    the same block."""
+    the same block. `right_shifts`: the caller promises every shift < 0 (QuantConvSpec.right_shifts)."""
     from tvm import te
 
     from .params import check_positive_ints
@@ -111,5 +112,6 @@ def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8", rounding: s
         name="requantize",
     )
     func = te.create_prim_func([acc, multiplier, shift, offset_clamp, out])
+    promise = {"tir_armq.right_shifts": True} if right_shifts else {}
     return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME,
-                            "tir_armq.rounding": rounding})
+                            "tir_armq.rounding": rounding, **promise})

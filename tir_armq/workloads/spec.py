@@ -35,6 +35,9 @@ class QuantConvSpec:
     weight_zero_point: int | tuple[int, ...]
     output_dtype: str = "int32"
     rounding: str = "away"  # of the requantize epilogue's final shift (tir_armq.requantize)
+    # Every requantize shift is a right shift (< 0), as in every conv whose scale is below 1/2: the
+    # arguments are checked against it, and the "single" epilogue then needs no left-shift form.
+    right_shifts: bool = False
 
     op_name: ClassVar[str]  # the PrimFunc's global symbol, and the op its schedule rule accepts
     residual: ClassVar[bool] = False  # a fused residual ADD epilogue (dense conv only)
@@ -109,6 +112,9 @@ class QuantConvSpec:
                 raise TypeError(f"requantize: parameters for {params.output_dtype}, workload outputs {self.output_dtype}")
             if params.rounding != self.rounding:
                 raise ValueError(f"requantize: parameters round {params.rounding!r}, the workload {self.rounding!r}")
+            if self.right_shifts and (params.shift >= 0).any():
+                raise ValueError("requantize: the workload was built for right shifts only (right_shifts=True), "
+                                 f"the parameters have shifts up to {int(params.shift.max())}")
             args += [params.multiplier.astype(np.int32), params.shift.astype(np.int32), params.offset_clamp()]
         elif requantize is not None:
             raise ValueError("requantize: this workload outputs int32 accumulators; build it with output_dtype int8/uint8")

@@ -127,4 +127,6 @@ def to_prim_func(spec: QuantConvSpec, op_name: str, tensors: list[te.Tensor]) ->
 def requantize_attrs(spec: QuantConvSpec) -> dict:
     """The epilogue's rounding, for the schedule to pick its intrinsic; only on requantizing
     workloads, so an int32 workload keeps the structural hash its tuning records were stored under."""
-    return {"tir_armq.rounding": spec.rounding} if spec.requantizes else {}
+    if not spec.requantizes:
+        return {}
+    return {"tir_armq.rounding": spec.rounding, **({"tir_armq.right_shifts": True} if spec.right_shifts else {})}
