@@ -120,6 +120,7 @@ def test_mobilenet_matches_litert(name, tmp_path, board_key):
                 fused += 1
             got = reference_output(site.spec, layer_in.reshape(site.spec.data_shape), site.weight, site.bias,
                                    site.requantize, residual, site.residual)
+            got = got[..., : site.channels]  # a classifier computed on padded channels
         got = got.reshape(layer_out.shape)
         np.testing.assert_array_equal(got, layer_out, err_msg=f"{op} {site.name}")
     assert fused == fused_adds

@@ -27,7 +27,7 @@ from tvm import relax
 from ..requantize import RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
 from ..workloads.add import AddParams, add_nhwc, add_params, has_tail
-from ..workloads.conv_c8 import c8_path_applies, fold_data_zero_point
+from ..workloads.conv_c8 import OC_TILE, c8_path_applies, fold_data_zero_point
 from ..workloads.depthwise_int8 import int8_path_applies
 from ..workloads.mean import mean_params, mean_spatial_nhwc, optimized_mean_params
 from ..workloads.params import Padding, dtype_range
@@ -44,6 +44,7 @@ class ConvSite:
     requantize: RequantizeParams
     fully_connected: bool = False  # a (N, K) x (K, O) layer run as a 1x1 conv on (N, 1, 1, K)
     residual: AddParams | None = None  # a fused residual ADD (this conv's output is its first input)
+    channels: int | None = None  # the layer's output channels when the kernel computes more (padded)
 
     @property
     def kind(self) -> str:
@@ -302,7 +303,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
             spec.rounding, float_product=data_dtype == "uint8",
         )
-        return ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize), data
+        return _padded_for_c8(ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize)), data
 
     def _bias(self, bias_f: relax.Expr | None, channels: int) -> np.ndarray:
         if bias_f is None:
@@ -340,7 +341,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         weight = np.ascontiguousarray(weight.reshape(cout, 1, 1, k))
         spec, bias, path = _dense_path(spec, weight, self._bias(bias_f, cout))
         site = ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize, fully_connected=True)
-        return site, data
+        return _padded_for_c8(site), data
 
     def _match_add(self, a: relax.Call, b: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
         """A residual ADD: quantize(add(dequantize(x1), dequantize(x2)))."""
@@ -362,7 +363,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         for k, (x, other) in enumerate((inputs, inputs[::-1])):
             data, conv = self.rewritten.get(x, (None, None))
             if isinstance(conv, ConvSite) and conv.kind == "conv" and conv.residual is None \
-                    and self.uses.get(x) == 1:
+                    and conv.channels is None and self.uses.get(x) == 1:
                 return conv.with_residual(add.params if k == 0 else add.params.swapped()), [data, other]
         return add, inputs
 
@@ -398,8 +399,11 @@ class QuantConvRewriter(relax.PyExprMutator):
         if getattr(site, "fully_connected", False):
             inputs = [self.builder_.emit(relax.op.reshape(inputs[0], site.spec.data_shape))]
         call = self._call(site, inputs)
+        channels = getattr(site, "channels", None)
+        if channels is not None:  # drop the padded channels
+            call = relax.op.strided_slice(self.builder_.emit(call), axes=[3], begin=[0], end=[channels])
         if getattr(site, "fully_connected", False):
-            call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], site.spec.out_channels))
+            call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], channels or site.spec.out_channels))
         elif getattr(site, "keepdims", False):
             n, c = site.out_shape
             call = relax.op.reshape(self.builder_.emit(call), (n, 1, 1, c))
@@ -439,6 +443,27 @@ def _dense_path(spec, weight: np.ndarray, bias: np.ndarray):
         if c8_path_applies(folded):
             return folded, folded_bias, "c8"
     return spec, bias, "int16"
+
+
+def _padded_for_c8(site: ConvSite) -> ConvSite:
+    """A dense layer whose output channels alone keep it off the c8 path (a 100-class classifier)
+    computed with zero weights up to a multiple of 8 channels, the extra ones sliced off after."""
+    spec = site.spec
+    if site.path != "int16" or spec.out_channels % OC_TILE == 0 or spec.weight_dtype != "int8" \
+            or any(spec.weight_zero_points()):
+        return site
+    channels, padded = spec.out_channels, -(-spec.out_channels // OC_TILE) * OC_TILE
+    extra = padded - channels
+    weight = np.concatenate([site.weight, np.zeros((extra, *site.weight.shape[1:]), site.weight.dtype)])
+    bias = np.concatenate([site.bias, np.zeros(extra, np.int32)])
+    p = site.requantize.broadcast(channels)
+    requantize = replace(p, multiplier=np.concatenate([p.multiplier, np.repeat(p.multiplier[:1], extra)]),
+                         shift=np.concatenate([p.shift, np.repeat(p.shift[:1], extra)]))
+    wide = replace(spec, channels_out=padded, weight_zero_point=0)
+    wide, bias, path = _dense_path(wide, weight, bias)
+    if path != "c8":
+        return site
+    return replace(site, spec=wide, path=path, weight=weight, bias=bias, requantize=requantize, channels=channels)
 
 
 def _use_counts(func: relax.Function) -> dict[relax.Var, int]:
