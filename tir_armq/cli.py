@@ -58,7 +58,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from tir_armq.networks import distinct_layers
     from tir_armq.targets import get_target
-    from tir_armq.tuning import RpcBoards, layer_tasks, tune
+    from tir_armq.tuning import RpcBoards, as_built_tasks, layer_tasks, tune
 
     if args.model:
         from tir_armq.tuning import model_tasks
@@ -67,7 +67,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
         paths = ("int8", "int16") if args.path == "all" else (args.path,)
-        tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
+        if args.epilogue == "int8":  # as a model build runs the layers: requantize fused
+            tasks = [task for layer in layers for task in as_built_tasks(layer)]
+        else:
+            tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
     boards = None
     if args.tracker:
         host, _, port = args.tracker.partition(":")
@@ -135,6 +138,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53")
     p.add_argument("--trials", type=int, default=64, help="candidates per workload (default 64)")
     p.add_argument("--path", default="all", choices=["int8", "int16", "all"], help="depthwise multiply paths")
+    p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
+                   help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")
     p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db)")
     p.add_argument("--tracker", help="HOST:PORT of a TVM RPC tracker with real boards (default: the emulated "
                    "board's cycle estimate)")

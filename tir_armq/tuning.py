@@ -54,6 +54,45 @@ def layer_tasks(layer: Layer, paths: tuple[str, ...] = ("int8", "int16")) -> lis
     return [Task(f"{layer.name}.{p}", spec.prim_func(p)) for p in usable]
 
 
+def as_built(layer: Layer, seed: int = 0):
+    """The layer as a model build runs it: int8 output with the fused requantize (the rounding of
+    TFLite's kernel for that op), the multiply path the build picks (depthwise int8, pointwise c8
+    with the data zero point folded into the bias). Returns (spec, path, arguments)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .model.quant_rewrite import ROUNDING
+    from .requantize import RequantizeParams
+    from .workloads.conv_c8 import c8_path_applies, fold_data_zero_point
+    from .workloads.params import Padding
+
+    spec = layer.spec(output_dtype="int8", rounding=ROUNDING[layer.kind])
+    data, weight, bias = layer.random_inputs(seed)
+    # Scales of a typical layer: outputs spread over the int8 range.
+    requantize = RequantizeParams.from_scales(0.02, np.full(spec.out_channels, 0.004, np.float32), 0.1, -5,
+                                              (-128, 127), "int8", spec.rounding)
+    path = "int16"
+    if layer.kind == "depthwise" and int8_path_applies(spec):
+        path = "int8"
+    elif layer.kind == "conv" and spec.padding == Padding(0, 0, 0, 0):
+        folded, folded_bias = fold_data_zero_point(spec, weight, bias)
+        if c8_path_applies(folded):
+            spec, bias, path = folded, folded_bias, "c8"
+    if spec.rounding == "single" and (requantize.shift < 0).all():  # as the model build promises it
+        spec = replace(spec, right_shifts=True)
+    return spec, path, spec.arguments(data, weight, bias, requantize)
+
+
+def as_built_tasks(layer: Layer) -> list[Task]:
+    """The layer as a model build runs it (`as_built`), for the depthwise layers (dense convs wait
+    for their search space)."""
+    if layer.kind != "depthwise":
+        return []
+    spec, path, _ = as_built(layer)
+    return [Task(f"{layer.name}.{path}.{spec.output_dtype}", spec.prim_func(path))]
+
+
 def model_tasks(path) -> list[Task]:
     """The tunable kernels of a .tflite model, exactly as its build will use them (requantize fused,
     the model's rounding): one task per distinct depthwise workload (the rewrite's multiply path).

@@ -4,7 +4,6 @@ MetaSchedule default space. All are per call, from the counting plugin and llvm-
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import tvm
@@ -18,7 +17,7 @@ from ..measure.runner import CycleEstimateRunner, board_builder, register_intrin
 from ..networks import Layer
 from ..paths import cache_dir
 from ..targets import AARCH64_A72
-from ..tuning import layer_tasks
+from ..tuning import as_built, layer_tasks
 from .litert import run_litert_guest
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -48,38 +47,10 @@ def ours_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = No
     return _measure_executable(ex, layer, guest), f"tuned:{best[1].name.rsplit('.', 1)[1]}"
 
 
-def model_kernel(layer: Layer, seed: int = 0):
-    """The layer as a model build runs it: int8 output with the fused requantize (the rounding of
-    TFLite's kernel for that op), the multiply path the build picks (depthwise int8, pointwise c8
-    with the data zero point folded into the bias). Returns (spec, path, arguments)."""
-    import numpy as np
-
-    from ..model.quant_rewrite import ROUNDING
-    from ..requantize import RequantizeParams
-    from ..workloads.conv_c8 import c8_path_applies, fold_data_zero_point
-    from ..workloads.depthwise_int8 import int8_path_applies
-
-    spec = layer.spec(output_dtype="int8", rounding=ROUNDING[layer.kind])
-    data, weight, bias = layer.random_inputs(seed)
-    # Scales of a typical layer: outputs spread over the int8 range.
-    requantize = RequantizeParams.from_scales(0.02, np.full(spec.out_channels, 0.004, np.float32), 0.1, -5,
-                                              (-128, 127), "int8", spec.rounding)
-    path = "int16"
-    if layer.kind == "depthwise" and int8_path_applies(spec):
-        path = "int8"
-    elif layer.kind == "conv" and spec.padding.top == spec.padding.bottom == spec.padding.left == spec.padding.right == 0:
-        folded, folded_bias = fold_data_zero_point(spec, weight, bias)
-        if c8_path_applies(folded):
-            spec, bias, path = folded, folded_bias, "c8"
-    if spec.rounding == "single" and (requantize.shift < 0).all():  # as the model build promises it
-        spec = replace(spec, right_shifts=True)
-    return spec, path, spec.arguments(data, weight, bias, requantize)
-
-
 def ours_int8_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
-    """Our kernel as a model build uses it (`model_kernel`): its tuned record when the database has
-    one (e.g. from `tir-armq tune --model`), else the default schedule."""
-    spec, path, args = model_kernel(layer)
+    """Our kernel as a model build uses it (`tuning.as_built`): its tuned record when the database
+    has one (`tir-armq tune --epilogue int8`, or `--model`), else the default schedule."""
+    spec, path, args = as_built(layer)
     func = spec.prim_func(path)
     sch = db.best_schedule(func) if db is not None and db.best_seconds(func) is not None else None
     ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()) if sch is not None else compile_default(func, AARCH64_A72)
