@@ -33,7 +33,7 @@ from .add import PARAM_NAMES as ADD_PARAM_NAMES
 from .add import add_expr
 from .conv import OP_NAME, Conv2DSpec
 from .params import Padding
-from .requantize import requantize_expr
+from .requantize import requantize_block
 from .stages import requantize_attrs
 
 PATH = "c8"
@@ -138,7 +138,8 @@ def build_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
             accumulate(data, weight, bias, output)
 
     elif not spec.residual:
-        out_dtype, rounding = spec.output_dtype, spec.rounding
+        out_dtype = spec.output_dtype
+        epilogue = requantize_block(out_shape, out_dtype, spec.rounding)
 
         @T.prim_func(s_tir=True)
         def func(
@@ -152,15 +153,11 @@ def build_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
         ):
             output = T.sblock_alloc_buffer(out_shape, "int32")
             accumulate(data, weight, bias, output)
-            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
-                with T.sblock("requantize"):
-                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
-                    requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
-                        output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
-                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding)
+            epilogue(output, multiplier, shift, offset_clamp, requantize)
 
     else:
-        out_dtype, rounding = spec.output_dtype, spec.rounding
+        out_dtype = spec.output_dtype
+        epilogue = requantize_block(out_shape, out_dtype, spec.rounding)
         n_params = len(ADD_PARAM_NAMES)
 
         @T.prim_func(s_tir=True)
@@ -178,12 +175,7 @@ def build_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
             output = T.sblock_alloc_buffer(out_shape, "int32")
             requantize = T.sblock_alloc_buffer(out_shape, out_dtype)
             accumulate(data, weight, bias, output)
-            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
-                with T.sblock("requantize"):
-                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
-                    requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
-                        output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
-                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding)
+            epilogue(output, multiplier, shift, offset_clamp, requantize)
             for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
                 with T.sblock("residual_add"):
                     v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])

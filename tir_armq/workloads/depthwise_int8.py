@@ -27,7 +27,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 from .depthwise import OP_NAME, DepthwiseConv2DSpec
-from .requantize import requantize_expr
+from .requantize import requantize_block
 from .stages import requantize_attrs
 
 PATH = "int8"
@@ -132,7 +132,8 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
             accumulate(data, weight, bias, output)
 
     else:
-        out_dtype, rounding = spec.output_dtype, spec.rounding
+        out_dtype = spec.output_dtype
+        epilogue = requantize_block((n_, oh_, ow_, oc_), out_dtype, spec.rounding)
 
         @T.prim_func(s_tir=True)
         def func(
@@ -146,13 +147,7 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
         ):
             output = T.sblock_alloc_buffer((n_, oh_, ow_, oc_), "int32")
             accumulate(data, weight, bias, output)
-            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
-                with T.sblock("requantize"):
-                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
-                    requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
-                        output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
-                        offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding,
-                    )
+            epilogue(output, multiplier, shift, offset_clamp, requantize)
 
     return func.with_attrs(
         {"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME, "tir_armq.path": PATH,

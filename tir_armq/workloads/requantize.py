@@ -82,6 +82,23 @@ def _single_rounding(acc, multiplier, shift, offset, low, high, out_dtype: str) 
     return tirx.Cast(_with_lanes(out_dtype, lanes), clamped)
 
 
+def requantize_block(shape: tuple[int, int, int, int], out_dtype: str, rounding: str):
+    """The `requantize` epilogue block over an NHWC output, as a TVMScript macro
+    `(output, multiplier, shift, offset_clamp, requantize)`, for workloads written in TVMScript."""
+    from tvm.script import tirx as T
+
+    @T.macro
+    def block(output, multiplier, shift, offset_clamp, requantize):
+        for b, y, x, oc in T.grid(*shape):
+            with T.sblock("requantize"):
+                v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
+                requantize[v_b, v_y, v_x, v_oc] = requantize_expr(
+                    output[v_b, v_y, v_x, v_oc], multiplier[v_oc], shift[v_oc],
+                    offset_clamp[0], offset_clamp[1], offset_clamp[2], out_dtype, rounding)
+
+    return block
+
+
 OP_NAME = "requantize_nhwc"
 
 
