@@ -12,8 +12,9 @@ int8 path (XNNPACK's mla8 arithmetic, register-blocked):
             registers, the tile's weights are loaded once per PX pixels, and LLVM merges the loads
             that neighbouring pixels share (stride 1);
   stages  data_pad: sampled compute location (inline, root, or any loop of conv);
-          the requantize epilogue (if any) per output row (channels_outer) or plane (fused_pixels)
-          over all channels, reading the int32 row back from L1.
+          the requantize epilogue (if any) per pixel tile (channels_outer: from the registers), or
+          per output row (channels_outer) or plane (fused_pixels) over all channels, reading the
+          int32 row back; one design space per (order, placement).
 int16 path (the seed's: zero points subtracted and widened, SMLAL/VMLAL tensorized):
   the default template with VC in {4, 8} (one design space each), OW tiled (sampled), and the
   compute location of the widened data stage sampled (materialised: the intrinsic needs it).
@@ -30,7 +31,10 @@ from ..workloads.depthwise import OP_NAME
 from .common import is_workload, pad_iterations, tensorize_update
 from .requantize_default import place_requantize
 
-INT8_ORDERS = ("channels_outer", "fused_pixels")
+# (loop order, where the requantize epilogue goes): per pixel tile, right after its accumulators (in
+# registers, XNNPACK's order), or per output row / plane, reading the int32 row back.
+INT8_SPACES = (("channels_outer", "tile"), ("channels_outer", "row"), ("fused_pixels", "row"))
+REQUANTIZE_LANES = 4  # the epilogue's vector width under a sampled channel tile (any multiple of 4 replays)
 PIXEL_TILES = [1, 2, 3, 4, 6, 8]  # pixels per iteration of the fused-plane order (decision 1: 2)
 # Compute locations start at the root (always valid, so building a design space never fails);
 # MetaSchedule's MutateComputeLocation moves them, and drops the replays a location breaks.
@@ -49,23 +53,28 @@ class DepthwiseSpace(ScheduleRule):
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
         path = str(sch.mod["main"].attrs.get("tir_armq.path", "int16"))
         if path == "int8":
-            return [self._int8(sch.copy(), order, target) for order in INT8_ORDERS]
+            # The per-tile epilogue needs channel tiles of whole 4-lane vectors.
+            tile_ok = _requantizes(sch) and _channels(sch) % REQUANTIZE_LANES == 0
+            spaces = [space for space in INT8_SPACES if space[1] == "row" or tile_ok]
+            return [self._int8(sch.copy(), order, epilogue, target) for order, epilogue in spaces]
         mac = intrinsics.for_target(target).MAC
         return [self._int16(sch.copy(), lanes, mac[lanes], target) for lanes in (4, 8)]
 
     # ---------------------------------------------------------------- int8 path
-    def _int8(self, sch: s_tir.Schedule, order: str, target: Target) -> s_tir.Schedule:
+    def _int8(self, sch: s_tir.Schedule, order: str, epilogue: str, target: Target) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
         # The tiles start at the measured sweet spot (16 lanes, 4 pixels: PERF_NOTES), so the
         # search's first candidates are good ones and mutation explores around them.
+        multiple = REQUANTIZE_LANES if epilogue == "tile" else 1
         co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16,
-                                                      decision=_tile_decision(sch, c, 16)))
+                                                      decision=_tile_decision(sch, c, 16, multiple)))
         if order == "channels_outer":
             owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8,
                                                              decision=_tile_decision(sch, ow, 4)))
             sch.reorder(n, oh, co, owo, m, pair, owi, ci)
             rows = oh
+            tile = owo
         else:
             # Pixels of the whole output plane in one axis, tiled by a sampled width with a tail:
             # small planes (7x7, 14x14) get 2-4 pixels per iteration whatever their divisors.
@@ -87,10 +96,14 @@ class DepthwiseSpace(ScheduleRule):
         owi_init, ci_init = sch.get_loops(init)[-2:]
         sch.unroll(owi_init)
         sch.vectorize(ci_init)
-        # The epilogue goes under the innermost loop that is not a sampled tile (a row of the
-        # output, the plane for the fused order): its channel loop is then all the channels, the
-        # vector width is fixed by the layer, and every replayed trace tensorizes it.
-        place_requantize(sch, rows, target)
+        # The epilogue per pixel tile: the PX x VC accumulators go from registers to int8, no int32
+        # row in memory; 4-lane vectors, so that every sampled VC that is a multiple of 4 replays.
+        # Or under the innermost loop that is not a sampled tile (a row, the plane for the fused
+        # order): its channel loop is then all the channels, the widest vector the layer allows.
+        if epilogue == "tile":
+            place_requantize(sch, tile, target, lanes=REQUANTIZE_LANES)
+        else:
+            place_requantize(sch, rows, target)
         return sch
 
     # ---------------------------------------------------------------- int16 path
@@ -114,8 +127,17 @@ class DepthwiseSpace(ScheduleRule):
         return sch
 
 
-def _tile_decision(sch: s_tir.Schedule, loop, want: int) -> list[int]:
-    """A perfect two-level tile of `loop` with the largest inner factor <= `want`."""
+def _requantizes(sch: s_tir.Schedule) -> bool:
+    return "tir_armq.rounding" in (sch.mod["main"].attrs or {})
+
+
+def _tile_decision(sch: s_tir.Schedule, loop, want: int, multiple: int = 1) -> list[int]:
+    """A perfect two-level tile of `loop` with the largest inner factor <= `want` that is a
+    multiple of `multiple` (which must divide the extent)."""
     extent = int(sch.get(loop).extent)
-    inner = max(f for f in range(1, min(want, extent) + 1) if extent % f == 0)
+    inner = max(f for f in range(multiple, min(want, extent) + 1, multiple) if extent % f == 0)
     return [extent // inner, inner]
+
+
+def _channels(sch: s_tir.Schedule) -> int:
+    return int(sch.get(sch.get_loops(sch.get_sblock("conv"))[3]).extent)
