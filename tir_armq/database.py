@@ -8,6 +8,11 @@ differs (a foreign record copied in) is never returned.
 
 Files are only ever appended to by MetaSchedule; a corrupt or truncated file is reported with its
 name and line and left exactly as it is.
+
+Lookups do not load the database: opening MetaSchedule's JSONDatabase parses every record's trace
+(10-16 s for the 700 records shipped), while a model build needs the records of a few workloads.
+`records()` finds them by structural hash in an index of the raw JSON lines and parses only those;
+the JSONDatabase is opened on first write (tuning).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 from pathlib import Path
 
 import tvm
+import tvm_ffi
 from tvm import s_tir, tirx
 from tvm.s_tir import meta_schedule as ms
 
@@ -75,10 +81,42 @@ class TargetDatabase:
                 _check_json_lines(self.path / name)
         # Traces name our intrinsics: register them before MetaSchedule parses a record.
         for_isa(target.isa)
-        try:
-            self.db = ms.database.JSONDatabase(work_dir=str(self.path), allow_missing=True)
-        except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
-            raise DatabaseError(f"{self.path}: MetaSchedule could not read the database: {err}") from None
+        self._db: ms.database.JSONDatabase | None = None
+        self._index: tuple[list, dict] | None = None
+        self._load_index()
+
+    @property
+    def db(self) -> ms.database.JSONDatabase:
+        """MetaSchedule's database of the folder, opened (all records parsed) on first use."""
+        if self._db is None:
+            try:
+                self._db = ms.database.JSONDatabase(work_dir=str(self.path), allow_missing=True)
+            except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
+                raise DatabaseError(f"{self.path}: MetaSchedule could not read the database: {err}") from None
+        return self._db
+
+    def _load_index(self) -> None:
+        """Workloads as (structural hash, JSON) by line, and the raw records of each workload line."""
+        workloads, records = [], {}
+        path = self.path / WORKLOADS_FILE
+        if path.exists():
+            for lineno, line in enumerate(path.read_text().splitlines(), 1):
+                if line.strip():
+                    value = json.loads(line)
+                    if not (len(value) == 2 and all(isinstance(v, str) for v in value)):
+                        raise DatabaseError(f"{path}: line {lineno} is not a MetaSchedule workload; left untouched")
+                    workloads.append(value)
+        path = self.path / RECORDS_FILE
+        if path.exists():
+            for lineno, line in enumerate(path.read_text().splitlines(), 1):
+                if line.strip():
+                    value = json.loads(line)
+                    if not (len(value) == 2 and isinstance(value[0], int) and 0 <= value[0] < len(workloads)
+                            and isinstance(value[1], list) and len(value[1]) >= 3):
+                        raise DatabaseError(f"{path}: line {lineno} is not a MetaSchedule tuning record of a known "
+                                            "workload; left untouched")
+                    records.setdefault(value[0], []).append(value[1])
+        self._index = (workloads, records)
 
     def _check_meta(self, meta: Path) -> None:
         try:
@@ -92,19 +130,46 @@ class TargetDatabase:
                 f"({_target_key(self.tvm_target)})"
             )
 
-    def records(self, func: tirx.PrimFunc) -> list[ms.database.TuningRecord]:
-        """Records of this workload for this target, best first."""
+    def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
+        """Records of this workload for this target, best first (fastest mean measured time); the
+        first `limit` only (each record parsed costs ~20 ms: a model build wants one)."""
         mod = ms.tune_context._normalize_mod(func)
-        if not self.db.has_workload(mod):
-            return []
-        workload = self.db.commit_workload(mod)  # existing: returns it without writing
+        workloads, raw_records = self._index
+        shash = str(tvm_ffi.structural_hash(mod))
         key = _target_key(self.tvm_target)
-        best = self.db.get_top_k(workload, 1 << 20)
-        return [r for r in best if r.target is not None and _target_key(r.target) == key]
+        found = []
+        for index, (line_hash, _) in enumerate(workloads):
+            if line_hash != shash or index not in raw_records:
+                continue
+            try:
+                workload = ms.database.Workload.from_json(workloads[index])
+                if not tvm_ffi.structural_equal(workload.mod, mod):
+                    continue
+                for raw in raw_records[index]:
+                    run_secs, target = raw[1], raw[2]
+                    if run_secs and target is not None and _target_key(tvm.target.Target(target)) == key:
+                        found.append((sum(run_secs) / len(run_secs), raw, workload))
+            except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
+                raise DatabaseError(f"{self.path}: MetaSchedule could not read the records of a workload: {err}") from None
+        found.sort(key=lambda item: item[0])
+        return [ms.database.TuningRecord.from_json(raw, workload) for _, raw, workload in found[:limit]]
+
+    def count(self, func: tirx.PrimFunc) -> int:
+        """How many records this target has for the workload (none parsed)."""
+        mod = ms.tune_context._normalize_mod(func)
+        workloads, raw_records = self._index
+        shash, key = str(tvm_ffi.structural_hash(mod)), _target_key(self.tvm_target)
+        n = 0
+        for index, (line_hash, _) in enumerate(workloads):
+            if line_hash == shash and index in raw_records and tvm_ffi.structural_equal(
+                    ms.database.Workload.from_json(workloads[index]).mod, mod):
+                n += sum(1 for raw in raw_records[index]
+                         if raw[1] and raw[2] is not None and _target_key(tvm.target.Target(raw[2])) == key)
+        return n
 
     def best_schedule(self, func: tirx.PrimFunc) -> s_tir.Schedule | None:
         """The best record replayed on `func`, or None when this target has none for it."""
-        records = self.records(func)
+        records = self.records(func, limit=1)
         if not records:
             return None
         # A deep copy: replaying a stored trace was seen to rewrite the caller's PrimFunc in place.
@@ -114,7 +179,7 @@ class TargetDatabase:
         return sch
 
     def best_seconds(self, func: tirx.PrimFunc) -> float | None:
-        records = self.records(func)
+        records = self.records(func, limit=1)
         return float(records[0].run_secs[0]) if records and records[0].run_secs else None
 
     def commit(self, func: tirx.PrimFunc, sch: s_tir.Schedule, run_secs: float) -> None:
@@ -126,6 +191,7 @@ class TargetDatabase:
                 sch.trace, workload, [run_secs], self.tvm_target, ms.arg_info.ArgInfo.from_prim_func(func)
             )
         )
+        self._load_index()
 
     def merge_from(self, other: ms.database.Database, skip: set[str] = frozenset()) -> int:
         """Append every record of `other` (a tuning run's work database) whose target is ours,
@@ -140,4 +206,5 @@ class TargetDatabase:
                     ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info)
                 )
                 n += 1
+        self._load_index()
         return n

@@ -192,8 +192,9 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
     tvm_target = target.tvm_target()
     db = TargetDatabase(db_root, target, create=True)
     start = time.monotonic()
+    failed = []
     for i, task in enumerate(tasks, 1):
-        have = len(db.records(task.func))
+        have = db.count(task.func)
         head = f"[tune {i}/{len(tasks)}, {time.monotonic() - start:.0f} s] {task.name}"
         if have >= trials:
             print(f"{head}: {have} records stored, skipped", file=sys.stderr, flush=True)
@@ -204,12 +205,26 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
         builder, runner = board_builder(), _runner(boards, cpu or target.mcpu)
         run_db = ms.database.JSONDatabase(work_dir=str(work))
         copied = _seed(run_db, db, task, tvm_target, builder, runner)
-        ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=trials - have,
-                    num_trials_per_iter=min(32, trials - have), space=_space(tvm_target),
-                    builder=builder, runner=runner, database=run_db, seed=seed)
+        try:
+            ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=trials - have,
+                        num_trials_per_iter=min(32, trials - have), space=_space(tvm_target),
+                        builder=builder, runner=runner, database=run_db, seed=seed)
+        except Exception as err:  # noqa: BLE001 - MetaSchedule raises TVMError, RuntimeError, ...
+            # One task's failure (e.g. a replay MetaSchedule itself rejects) ends that task only: what
+            # it measured is kept, the run goes on, and the run reports it at the end.
+            failed.append(task.name)
+            print(f"{head}: tuning failed ({str(err).splitlines()[0][:200]}); keeping what it measured",
+                  file=sys.stderr, flush=True)
         added = db.merge_from(run_db, skip=copied)
         shutil.rmtree(work, ignore_errors=True)
         best = db.best_seconds(task.func)
         print(f"{head}: +{added} records, best {best * 1e6:.1f} us" if best else f"{head}: no valid candidate",
               file=sys.stderr, flush=True)
+    if failed:
+        raise TuningError(f"{len(failed)} of {len(tasks)} tasks failed: {', '.join(failed)} (the others' records "
+                          f"are stored in {db.path})")
     return db
+
+
+class TuningError(RuntimeError):
+    """Some tasks of a tuning run failed; the records of all tasks are stored."""

@@ -87,7 +87,7 @@ def _target_records(db: TargetDatabase, mod: tvm.IRModule) -> ms.database.Databa
             continue
         # Tuned under the workload's own symbol (tir-armq tune); here each kernel is exported under a
         # name of its own, which is part of the structural hash MetaSchedule keys workloads by.
-        records = db.records(func.with_attr("global_symbol", func.attrs["tir_armq.op"]))
+        records = db.records(func.with_attr("global_symbol", func.attrs["tir_armq.op"]), limit=1)
         if records:
             best = records[0]
             workload = memory.commit_workload(ms.tune_context._normalize_mod(func))

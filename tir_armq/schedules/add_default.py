@@ -39,7 +39,7 @@ def place_residual_add(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> s_ti
     if not has_block(sch, RESIDUAL_ADD):
         return None
     block = sch.get_sblock(RESIDUAL_ADD)
-    sch.reverse_compute_at(block, loop)
+    sch.reverse_compute_at(block, loop, preserve_unit_loops=True)
     return block
 
 

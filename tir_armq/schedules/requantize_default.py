@@ -52,7 +52,9 @@ def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: T
     if not has_block(sch, "requantize"):
         return
     block = sch.get_sblock("requantize")
-    sch.reverse_compute_at(block, loop)
+    # Unit loops kept: under a sampled tile of extent 1 the loop count would change with the
+    # decision, and MetaSchedule's replay of the trace's GetLoops would fail (it aborts tune_tir).
+    sch.reverse_compute_at(block, loop, preserve_unit_loops=True)
     # Both placed before either is tensorized: compute-at needs the blocks as the workload made them.
     residual = place_residual_add(sch, loop)
     tensorize_requantize(sch, block, target, str(sch.get(block).writes[0].source.dtype), lanes)
