@@ -5,8 +5,10 @@ Loop nest:  n, oc // 8, oh, ow, [k // 16: one 1x8x16 intrinsic], [the 1x8x8 one 
             [the 8x4 lane sum]
 Placement:  a column of 8 output channels outer and the pixels inner, as XNNPACK's GEMM does, so
             a column's weights stay in cache across the pixels; the int32x4 accumulators of one
-            pixel start from the bias, fill over K, and are lane-summed, requantized (and added to
-            the residual) right there.
+            pixel start at zero, fill over K, are lane-summed (ADDP), biased, requantized (and added
+            to the residual) right there, in registers.
+Anchor:     the lane sum; the accumulator blocks are its producers, computed under its pixel loop
+            (reverse-computing a block whose producers are not under the loop is refused).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ def is_c8(func: tirx.PrimFunc) -> bool:
 
 
 class ConvC8Default(ScheduleRule):
+    """The c8 path's one schedule (its tunable space is still to come: pixel tiles, loop order)."""
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
         if not is_c8(func):
             return None
         mac = intrinsics.for_target(target).MAC_C8
         sch = s_tir.Schedule(func)
         accumulators = [name for name in ("conv", "conv_tail") if has_block(sch, name)]
-        # The lane sum is the anchor: the accumulator blocks are its producers, computed under it.
         n, oh, ow, oc, j = sch.get_loops("lane_sum")
         column, oci = sch.split(oc, [None, OC_TILE])
         sch.reorder(n, column, oh, ow, oci, j)
