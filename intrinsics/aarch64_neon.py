@@ -38,9 +38,14 @@ def _int32x4(name: str):
     return lambda a, b: T.call_llvm_pure_intrin("int32x4", f"llvm.aarch64.neon.{name}.v4i32", a, b)
 
 
-ROUNDING_OPS = RoundingOps(doubling_high_mul=_int32x4("sqrdmulh"), saturating_add=_int32x4("sqadd"),
-                           rounding_shift=_int32x4("srshl"), doubling_high_mul_truncating=_int32x4("sqdmulh"),
-                           saturating_shift_left=_int32x4("sqshl"))
+ROUNDING_OPS = RoundingOps(
+    doubling_high_mul=_int32x4("sqrdmulh"), saturating_add=_int32x4("sqadd"), rounding_shift=_int32x4("srshl"),
+    doubling_high_mul_truncating=_int32x4("sqdmulh"), saturating_shift_left=_int32x4("sqshl"),
+    narrow_16=lambda v: T.call_llvm_pure_intrin("int16x4", "llvm.aarch64.neon.sqxtn.v4i16", v),
+    saturating_add_16=lambda a, b: T.call_llvm_pure_intrin("int16x8", "llvm.aarch64.neon.sqadd.v8i16", a, b),
+    narrow_8=lambda v, dtype: T.call_llvm_pure_intrin(
+        f"{dtype}x8", f"llvm.aarch64.neon.{'sqxtn' if dtype == 'int8' else 'sqxtun'}.v8i8", v),
+)
 
 
 TensorIntrin.register(SMLAL_4H_I16I16I32, mac_desc(4), mac_impl(4, smull_4s))

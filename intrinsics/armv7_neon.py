@@ -35,10 +35,15 @@ def _int32x4(name: str):
     return lambda a, b: T.call_llvm_pure_intrin("int32x4", f"llvm.{name}.v4i32", a, b)
 
 
-ROUNDING_OPS = RoundingOps(doubling_high_mul=_int32x4("arm.neon.vqrdmulh"), saturating_add=_int32x4("sadd.sat"),
-                           rounding_shift=_int32x4("arm.neon.vrshifts"),
-                           doubling_high_mul_truncating=_int32x4("arm.neon.vqdmulh"),
-                           saturating_shift_left=_int32x4("arm.neon.vqshifts"))
+ROUNDING_OPS = RoundingOps(
+    doubling_high_mul=_int32x4("arm.neon.vqrdmulh"), saturating_add=_int32x4("sadd.sat"),
+    rounding_shift=_int32x4("arm.neon.vrshifts"), doubling_high_mul_truncating=_int32x4("arm.neon.vqdmulh"),
+    saturating_shift_left=_int32x4("arm.neon.vqshifts"),
+    narrow_16=lambda v: T.call_llvm_pure_intrin("int16x4", "llvm.arm.neon.vqmovns.v4i16", v),
+    saturating_add_16=lambda a, b: T.call_llvm_pure_intrin("int16x8", "llvm.sadd.sat.v8i16", a, b),
+    narrow_8=lambda v, dtype: T.call_llvm_pure_intrin(
+        f"{dtype}x8", f"llvm.arm.neon.{'vqmovns' if dtype == 'int8' else 'vqmovnsu'}.v8i8", v),
+)
 
 
 TensorIntrin.register(VMLAL_S16_4_I16I16I32, mac_desc(4), mac_impl(4, vmull_s16))

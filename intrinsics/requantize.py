@@ -9,7 +9,8 @@
     y += (y & min(S, 0)) >> 31              AND, SSHR, SQADD: turns round-half-up into half-away
                                             (rounding "away" only; "upward" is SRSHL's own)
     y  = rounding_shift(y, min(S, 0))       SRSHL / VRSHL
-    y  = saturating_add(y, zero point), clamp, narrow
+    o  = sat8(sat16(y) +sat zero point)      SQXTN, SQADD .8h, SQXTN/SQXTUN (VQMOVN, VQADD, VQMOVN/VQMOVUN)
+    o  = clamp(o)                            SMAX/SMIN on 8-bit lanes
 
 and for "single" (ruy's one rounding of x * M): SQRDMULH of the saturated x << S where S >= 0, else
 SRSHL(SQDMULH(x, M), S) (a truncating high half then one rounding shift: floor divisions nest), lane
@@ -35,13 +36,18 @@ ROUNDINGS = ("away", "upward", "single")
 @dataclass(frozen=True)
 class RoundingOps:
     """The int32x4 primitives of an ISA: SQRDMULH, saturating add, rounding shift (negative =
-    right), SQDMULH (truncating high half) and saturating shift left."""
+    right), SQDMULH (truncating high half) and saturating shift left; and the narrowing ones:
+    int32x4 -> int16x4 saturating (SQXTN), int16x8 saturating add (SQADD), int16x8 -> 8-bit
+    saturating (SQXTN / SQXTUN, by output dtype)."""
 
     doubling_high_mul: Binary
     saturating_add: Binary
     rounding_shift: Binary
     doubling_high_mul_truncating: Binary
     saturating_shift_left: Binary
+    narrow_16: Callable[[Expr], Expr]
+    saturating_add_16: Binary
+    narrow_8: Callable[[Expr, str], Expr]
 
 
 def requantize_desc(lanes: int, out_dtype: str, rounding: str) -> tirx.PrimFunc:
@@ -86,24 +92,37 @@ def requantize_desc(lanes: int, out_dtype: str, rounding: str) -> tirx.PrimFunc:
     return desc
 
 
-def _neon_group(ops: RoundingOps, rounding: str, x: Expr, m: Expr, s: Expr, offset: Expr, low: Expr,
-                high: Expr) -> Expr:
+def _neon_group(ops: RoundingOps, rounding: str, x: Expr, m: Expr, s: Expr) -> Expr:
+    """Lanes 4g..4g+3 rescaled, before the zero point: int32x4."""
     zero = T.Broadcast(T.int32(0), 4)
     right = T.min(s, zero)
     if rounding == "single_right":  # every shift < 0: the truncating high half, one rounding shift
-        y = ops.rounding_shift(ops.doubling_high_mul_truncating(x, m), s)
-        return T.max(T.min(ops.saturating_add(y, offset), high), low)
+        return ops.rounding_shift(ops.doubling_high_mul_truncating(x, m), s)
     if rounding == "single":
         z = ops.saturating_shift_left(x, T.max(s, zero))
-        y = T.Select(right < zero, ops.rounding_shift(ops.doubling_high_mul_truncating(z, m), right),
-                     ops.doubling_high_mul(z, m))
-        return T.max(T.min(ops.saturating_add(y, offset), high), low)
+        return T.Select(right < zero, ops.rounding_shift(ops.doubling_high_mul_truncating(z, m), right),
+                        ops.doubling_high_mul(z, m))
     y = ops.doubling_high_mul(T.shift_left(x, T.max(s, zero)), m)
     if rounding == "away":
         y = ops.saturating_add(y, T.shift_right(T.bitwise_and(y, right), T.Broadcast(T.int32(31), 4)))
-    y = ops.rounding_shift(y, right)
-    y = ops.saturating_add(y, offset)
-    return T.max(T.min(y, high), low)
+    return ops.rounding_shift(y, right)
+
+
+def _narrow(ops: RoundingOps, groups: list[Expr], Q: tirx.Buffer, out_dtype: str, lanes: int) -> Expr:
+    """clamp(y + zero point) to 8 bits, XNNPACK's way: saturate to int16, add the zero point with
+    saturation in int16, saturate to 8 bits, clamp in 8 bits. Exact: a value that saturates to
+    int16 is beyond any 8-bit clamp before and after the zero point (|zero point| < 2**14)."""
+    halves = [ops.narrow_16(y) for y in groups]
+    if len(halves) == 1:
+        halves = halves * 2
+    offset = T.Broadcast(T.Cast("int16", Q[0]), 8)
+    bytes8 = [ops.narrow_8(ops.saturating_add_16(tirx.Shuffle([a, b], list(range(8))), offset), out_dtype)
+              for a, b in zip(halves[::2], halves[1::2])]
+    joined = bytes8[0] if len(bytes8) == 1 else tirx.Shuffle(bytes8, list(range(8 * len(bytes8))))
+    if lanes == 4:
+        joined = tirx.Shuffle([joined], [0, 1, 2, 3])
+    low, high = (T.Broadcast(T.Cast(out_dtype, Q[k]), lanes) for k in (1, 2))
+    return T.max(T.min(joined, high), low)
 
 
 def requantize_impl(lanes: int, out_dtype: str, rounding: str, ops: RoundingOps | None) -> tirx.PrimFunc:
@@ -132,14 +151,9 @@ def requantize_impl(lanes: int, out_dtype: str, rounding: str, ops: RoundingOps 
     groups = lanes // 4
 
     def body(A: tirx.Buffer, M: tirx.Buffer, S: tirx.Buffer, Q: tirx.Buffer) -> Expr:
-        offset, low, high = (T.Broadcast(Q[k], 4) for k in range(3))
-        parts = [
-            _neon_group(ops, rounding, *(buf.vload([4 * g], "int32x4") for buf in (A, M, S)), offset, low, high)
-            for g in range(groups)
-        ]
-        # The clamp keeps every lane inside out_dtype: the narrowing cast is exact.
-        wide = parts[0] if groups == 1 else tirx.Shuffle(parts, list(range(lanes)))
-        return T.Cast(f"{out_dtype}x{lanes}", wide)
+        parts = [_neon_group(ops, rounding, *(buf.vload([4 * g], "int32x4") for buf in (A, M, S)))
+                 for g in range(groups)]
+        return _narrow(ops, parts, Q, out_dtype, lanes)
 
     @T.prim_func(s_tir=True)
     def impl(

@@ -118,6 +118,9 @@ class RequantizeParams:
     def __post_init__(self) -> None:
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {self.rounding!r}")
+        if self.offset is not None and not -(1 << 14) <= self.offset <= 1 << 14:
+            # The NEON epilogue adds it in saturating int16, exact for |offset| < 2**14.
+            raise ValueError(f"offset: {self.offset} is outside [-2**14, 2**14]")
         if self.output_dtype not in _OUTPUT_RANGE:
             raise ValueError(f"output_dtype: expected int8 or uint8, got {self.output_dtype!r}")
         lo, hi = _OUTPUT_RANGE[self.output_dtype]
