@@ -130,13 +130,12 @@ class TargetDatabase:
                 f"({_target_key(self.tvm_target)})"
             )
 
-    def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
-        """Records of this workload for this target, best first (fastest mean measured time); the
-        first `limit` only (each record parsed costs ~20 ms: a model build wants one)."""
+    def _raw_records(self, func: tirx.PrimFunc) -> list[tuple[float, list, ms.database.Workload]]:
+        """(mean measured time, raw record, its workload) of every record of this target for the
+        workload, fastest first; nothing parsed but the matching workloads."""
         mod = ms.tune_context._normalize_mod(func)
         workloads, raw_records = self._index
-        shash = str(tvm_ffi.structural_hash(mod))
-        key = _target_key(self.tvm_target)
+        shash, key = str(tvm_ffi.structural_hash(mod)), _target_key(self.tvm_target)
         found = []
         for index, (line_hash, _) in enumerate(workloads):
             if line_hash != shash or index not in raw_records:
@@ -152,20 +151,16 @@ class TargetDatabase:
             except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
                 raise DatabaseError(f"{self.path}: MetaSchedule could not read the records of a workload: {err}") from None
         found.sort(key=lambda item: item[0])
-        return [ms.database.TuningRecord.from_json(raw, workload) for _, raw, workload in found[:limit]]
+        return found
+
+    def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
+        """Records of this workload for this target, best first (fastest mean measured time); the
+        first `limit` only (each record parsed costs ~20 ms: a model build wants one)."""
+        return [ms.database.TuningRecord.from_json(raw, workload) for _, raw, workload in self._raw_records(func)[:limit]]
 
     def count(self, func: tirx.PrimFunc) -> int:
         """How many records this target has for the workload (none parsed)."""
-        mod = ms.tune_context._normalize_mod(func)
-        workloads, raw_records = self._index
-        shash, key = str(tvm_ffi.structural_hash(mod)), _target_key(self.tvm_target)
-        n = 0
-        for index, (line_hash, _) in enumerate(workloads):
-            if line_hash == shash and index in raw_records and tvm_ffi.structural_equal(
-                    ms.database.Workload.from_json(workloads[index]).mod, mod):
-                n += sum(1 for raw in raw_records[index]
-                         if raw[1] and raw[2] is not None and _target_key(tvm.target.Target(raw[2])) == key)
-        return n
+        return len(self._raw_records(func))
 
     def best_schedule(self, func: tirx.PrimFunc) -> s_tir.Schedule | None:
         """The best record replayed on `func`, or None when this target has none for it."""
