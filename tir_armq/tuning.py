@@ -58,29 +58,21 @@ def as_built(layer: Layer, seed: int = 0):
     """The layer as a model build runs it: int8 output with the fused requantize (the rounding of
     TFLite's kernel for that op), the multiply path the build picks (depthwise int8, pointwise c8
     with the data zero point folded into the bias). Returns (spec, path, arguments)."""
-    from dataclasses import replace
-
     import numpy as np
 
-    from .model.quant_rewrite import ROUNDING
+    from .model.quant_rewrite import ROUNDING, dense_path, depthwise_path, with_shift_promise
     from .requantize import RequantizeParams
-    from .workloads.conv_c8 import c8_path_applies, fold_data_zero_point
-    from .workloads.params import Padding
 
     spec = layer.spec(output_dtype="int8", rounding=ROUNDING[layer.kind])
     data, weight, bias = layer.random_inputs(seed)
     # Scales of a typical layer: outputs spread over the int8 range.
     requantize = RequantizeParams.from_scales(0.02, np.full(spec.out_channels, 0.004, np.float32), 0.1, -5,
                                               (-128, 127), "int8", spec.rounding)
-    path = "int16"
-    if layer.kind == "depthwise" and int8_path_applies(spec):
-        path = "int8"
-    elif layer.kind == "conv" and spec.padding == Padding(0, 0, 0, 0):
-        folded, folded_bias = fold_data_zero_point(spec, weight, bias)
-        if c8_path_applies(folded):
-            spec, bias, path = folded, folded_bias, "c8"
-    if spec.rounding == "single" and (requantize.shift < 0).all():  # as the model build promises it
-        spec = replace(spec, right_shifts=True)
+    if layer.kind == "depthwise":
+        path = depthwise_path(spec, weight)
+    else:
+        spec, bias, path = dense_path(spec, weight, bias)
+    spec = with_shift_promise(spec, requantize)
     return spec, path, spec.arguments(data, weight, bias, requantize)
 
 

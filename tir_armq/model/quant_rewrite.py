@@ -286,14 +286,13 @@ class QuantConvRewriter(relax.PyExprMutator):
             weight = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))  # HWIO -> TFLite's OHWI
             cout = weight.shape[0]
             spec = conv_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
-            spec, bias, path = _dense_path(spec, weight, self._bias(bias_f, cout))
+            spec, bias, path = dense_path(spec, weight, self._bias(bias_f, cout))
         elif groups == cin and groups > 1 and kernel_layout == "HWOI":
             kh, kw = weight.shape[-3:-1] if weight.ndim == 4 and weight.shape[0] == 1 else weight.shape[:2]
             weight = np.ascontiguousarray(weight.reshape(1, kh, kw, -1))  # TFLite's (1, KH, KW, C*M)
             cout = weight.shape[3]
             spec = depthwise_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
-            # The int8 path's identity needs weights in [-127, 127], as TFLite's int8 scheme makes them.
-            path = "int8" if int8_path_applies(spec) and weight.min() >= -127 else "int16"
+            path = depthwise_path(spec, weight)
             bias = self._bias(bias_f, cout)
         else:
             raise _Unmatched(f"grouped conv2d (groups={groups}, kernel layout {kernel_layout})")
@@ -303,7 +302,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
             spec.rounding, float_product=data_dtype == "uint8",
         )
-        return _padded_for_c8(ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize)), data
+        return _padded_for_c8(ConvSite(with_shift_promise(spec, requantize), path, weight, bias, requantize)), data
 
     def _bias(self, bias_f: relax.Expr | None, channels: int) -> np.ndarray:
         if bias_f is None:
@@ -339,8 +338,8 @@ class QuantConvRewriter(relax.PyExprMutator):
             spec.rounding, float_product=w_scale.size == 1,
         )
         weight = np.ascontiguousarray(weight.reshape(cout, 1, 1, k))
-        spec, bias, path = _dense_path(spec, weight, self._bias(bias_f, cout))
-        site = ConvSite(_with_shift_promise(spec, requantize), path, weight, bias, requantize, fully_connected=True)
+        spec, bias, path = dense_path(spec, weight, self._bias(bias_f, cout))
+        site = ConvSite(with_shift_promise(spec, requantize), path, weight, bias, requantize, fully_connected=True)
         return _padded_for_c8(site), data
 
     def _match_add(self, a: relax.Call, b: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
@@ -426,7 +425,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
 
 
-def _with_shift_promise(spec, requantize: RequantizeParams):
+def with_shift_promise(spec, requantize: RequantizeParams):
     """The conv/FC epilogue (ruy's single rounding) built for right shifts only when every channel's
     is one, as in any layer whose scale is below 1/2: SQDMULH + SRSHL, nothing else."""
     if spec.rounding == "single" and (np.asarray(requantize.shift) < 0).all():
@@ -434,7 +433,13 @@ def _with_shift_promise(spec, requantize: RequantizeParams):
     return spec
 
 
-def _dense_path(spec, weight: np.ndarray, bias: np.ndarray):
+def depthwise_path(spec, weight: np.ndarray) -> str:
+    """The depthwise multiply path: "int8" for TFLite's int8 scheme (its identity needs weights in
+    [-127, 127], as the scheme makes them), else "int16"."""
+    return "int8" if int8_path_applies(spec) and weight.min() >= -127 else "int16"
+
+
+def dense_path(spec, weight: np.ndarray, bias: np.ndarray):
     """(spec, bias, multiply path) of a dense layer: "c8" for TFLite's int8 pointwise layers (the data
     zero point folded into the bias here, once: the kernel never sees it), else "int16"."""
     if spec.data_dtype == "int8" and spec.weight_dtype == "int8" and weight.min() >= -127 \
@@ -460,7 +465,7 @@ def _padded_for_c8(site: ConvSite) -> ConvSite:
     requantize = replace(p, multiplier=np.concatenate([p.multiplier, np.repeat(p.multiplier[:1], extra)]),
                          shift=np.concatenate([p.shift, np.repeat(p.shift[:1], extra)]))
     wide = replace(spec, channels_out=padded, weight_zero_point=0)
-    wide, bias, path = _dense_path(wide, weight, bias)
+    wide, bias, path = dense_path(wide, weight, bias)
     if path != "c8":
         return site
     return replace(site, spec=wide, path=path, weight=weight, bias=bias, requantize=requantize, channels=channels)
