@@ -95,14 +95,19 @@ def requantize_desc(lanes: int, out_dtype: str, rounding: str) -> tirx.PrimFunc:
 def _neon_group(ops: RoundingOps, rounding: str, x: Expr, m: Expr, s: Expr) -> Expr:
     """Lanes 4g..4g+3 rescaled, before the zero point: int32x4."""
     zero = T.Broadcast(T.int32(0), 4)
-    right = T.min(s, zero)
-    if rounding == "single_right":  # every shift < 0: the truncating high half, one rounding shift
-        return ops.rounding_shift(ops.doubling_high_mul_truncating(x, m), s)
-    if rounding == "single":
+    if rounding.endswith(RIGHT):  # every shift < 0: no left shift, no split of the shift
+        rounding, right = rounding[: -len(RIGHT)], s
+        if rounding == "single":  # the truncating high half, one rounding shift
+            return ops.rounding_shift(ops.doubling_high_mul_truncating(x, m), s)
+        y = ops.doubling_high_mul(x, m)
+    elif rounding == "single":
+        right = T.min(s, zero)
         z = ops.saturating_shift_left(x, T.max(s, zero))
         return T.Select(right < zero, ops.rounding_shift(ops.doubling_high_mul_truncating(z, m), right),
                         ops.doubling_high_mul(z, m))
-    y = ops.doubling_high_mul(T.shift_left(x, T.max(s, zero)), m)
+    else:
+        right = T.min(s, zero)
+        y = ops.doubling_high_mul(T.shift_left(x, T.max(s, zero)), m)
     if rounding == "away":
         y = ops.saturating_add(y, T.shift_right(T.bitwise_and(y, right), T.Broadcast(T.int32(31), 4)))
     return ops.rounding_shift(y, right)
@@ -171,25 +176,33 @@ def requantize_impl(lanes: int, out_dtype: str, rounding: str, ops: RoundingOps 
     return impl
 
 
-# "single_right": the single rounding for workloads whose shifts are all right shifts (`right_shifts`):
-# same desc, SQDMULH + SRSHL only.
-VARIANTS = (*ROUNDINGS, "single_right")
+# "<rounding>_right": for workloads whose shifts are all right shifts (`right_shifts`, any layer
+# whose scale is below 1/2): same desc, an impl without the left shift and the split of the shift
+# (SQRDMULH + SRSHL for "upward", SQDMULH + SRSHL for "single", the fixup between for "away").
+RIGHT = "_right"
+VARIANTS = (*ROUNDINGS, *(rounding + RIGHT for rounding in ROUNDINGS))
+_TAGS = {"away": "", "upward": "_up", "single": "_single"}
+
+
+def variant_tag(variant: str) -> str:
+    """The name part of a variant: "" (away), "_up", "_single", each with "_right" or not."""
+    base = variant.removesuffix(RIGHT)
+    return _TAGS[base] + variant[len(base):]
 
 
 def register_requantize(prefix: str, ops: RoundingOps | None, lanes_options=(4, 8, 16)) -> dict:
-    """Register `<prefix>[_up|_single|_single_right]_<lanes>_i32<out>` for every lanes, output dtype
-    and variant ("_up": TFLite's kUpward, "_single": ruy's, "_single_right": ruy's with right shifts
-    only); returns `{(lanes, out_dtype, variant): name}`."""
+    """Register `<prefix>[_up|_single][_right]_<lanes>_i32<out>` for every lanes, output dtype and
+    variant (none: TFLite's round half away, "_up": TFLite's kUpward, "_single": ruy's; "_right": for
+    right shifts only); returns `{(lanes, out_dtype, variant): name}`."""
     from tvm.s_tir import TensorIntrin
 
     names = {}
     for variant in VARIANTS:
-        rounding = "single" if variant == "single_right" else variant
+        rounding = variant.removesuffix(RIGHT)
         for lanes in lanes_options:
             for out_dtype in OUTPUT_DTYPES:
                 short = "i8" if out_dtype == "int8" else "u8"
-                tag = {"away": "", "upward": "_up", "single": "_single", "single_right": "_single_right"}[variant]
-                name = f"{prefix}{tag}_{lanes}_i32{short}"
+                name = f"{prefix}{variant_tag(variant)}_{lanes}_i32{short}"
                 impl_rounding = variant if ops is not None else rounding
                 TensorIntrin.register(name, requantize_desc(lanes, out_dtype, rounding),
                                       requantize_impl(lanes, out_dtype, impl_rounding, ops))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import re
+
 import numpy as np
 import pytest
 import tvm
@@ -116,21 +118,23 @@ def test_params_reject_bad_values():
 KERNEL_TABLE = [((1, 3, 5, 32), "int8", "away"), ((1, 4, 4, 24), "uint8", "away"), ((2, 3, 12), "int8", "away"),
                 ((5, 6), "uint8", "away"), ((1, 3, 5, 32), "int8", "upward"), ((2, 3, 12), "uint8", "upward"),
                 ((1, 3, 5, 32), "int8", "single"), ((2, 3, 12), "uint8", "single"), ((5, 6), "int8", "single"),
-                ((1, 3, 5, 32), "int8", "single_right"), ((2, 3, 12), "uint8", "single_right")]
+                ((1, 3, 5, 32), "int8", "single_right"), ((2, 3, 12), "uint8", "single_right"),
+                ((1, 3, 5, 32), "int8", "upward_right"), ((2, 3, 12), "uint8", "away_right"),
+                ((1, 4, 4, 16), "int8", "away_right")]
 KERNEL_IDS = ["-".join(map(str, row)) for row in KERNEL_TABLE]
 
 
 def _workload(shape, out_dtype, rounding):
-    """"single_right": the single rounding with the workload's right-shifts-only promise."""
-    if rounding == "single_right":
-        return requantize_nhwc(shape, out_dtype, "single", right_shifts=True)
+    """"<rounding>_right": that rounding with the workload's right-shifts-only promise."""
+    if rounding.endswith("_right"):
+        return requantize_nhwc(shape, out_dtype, rounding.removesuffix("_right"), right_shifts=True)
     return requantize_nhwc(shape, out_dtype, rounding)
 
 
 def _case(shape, out_dtype, rounding, rng: np.random.Generator):
     channels = shape[-1]
-    right_only = rounding == "single_right"
-    rounding = "single" if right_only else rounding
+    right_only = rounding.endswith("_right")
+    rounding = rounding.removesuffix("_right")
     acc = rng.integers(INT32_MIN, INT32_MAX, shape, dtype=np.int64, endpoint=True).astype(np.int32)
     flat = acc.reshape(-1)
     flat[: len(EDGES)] = EDGES[: flat.size]
@@ -186,7 +190,14 @@ NEON_FORMS = {
     ("armv7", "away"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"), ("armv7", "upward"): ("vqrdmulh.s32", "vrshl.s32"),
     ("armv7", "single"): ("vqrdmulh.s32", "vqdmulh.s32", "vrshl.s32", "vqshl.s32"),
     ("aarch64", "single_right"): ("sqdmulh", "srshl"), ("armv7", "single_right"): ("vqdmulh.s32", "vrshl.s32"),
+    ("aarch64", "upward_right"): ("sqrdmulh", "srshl"), ("armv7", "upward_right"): ("vqrdmulh.s32", "vrshl.s32"),
+    ("aarch64", "away_right"): ("sqrdmulh", "srshl", "sqadd"), ("armv7", "away_right"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"),
 }
+# What the right-shifts-only promise removes: the left shift, the split of the shift into its
+# left and right parts, and (single rounding) the per-lane select between two forms.
+# (min/max on 8-bit lanes are the output clamp; on 32-bit lanes only the shift's split uses them.)
+LEFT_SHIFT_FORMS = {"ushl", "sshl", "sqshl", "bit", "bsl", "vshl.u32", "vshl.s32", "vqshl.s32", "vmax.s32",
+                    "vmin.s32", "vbit", "vbsl"}
 
 
 @pytest.mark.parametrize("isa, rounding", sorted(NEON_FORMS), ids=[f"{i}-{r}" for i, r in sorted(NEON_FORMS)])
@@ -199,5 +210,8 @@ def test_requantize_uses_fixed_point_neon(isa, rounding):
     for mnemonic in needed:
         assert mnemonic in mnemonics, f"{mnemonic} missing from the requantize kernel"
     assert not mnemonics & {"smulh", "smull", "umulh", "smlal", "vmull.s32", "smull.w", "smmul"}
-    if rounding == "single_right":  # the promise drops the left-shift form and the per-lane select
-        assert not mnemonics & {"sqrdmulh", "sqshl", "bit", "bsl", "vqrdmulh.s32", "vqshl.s32", "vbit", "vbsl"}
+    if rounding.endswith("_right"):
+        assert not mnemonics & LEFT_SHIFT_FORMS, sorted(mnemonics & LEFT_SHIFT_FORMS)
+        assert not re.search(r"\ts(max|min)\tv\d+\.4s", asm), "the shift is still split into left and right"
+    if rounding == "single_right":  # the truncating high half only
+        assert not mnemonics & {"sqrdmulh", "vqrdmulh.s32"}

@@ -426,9 +426,10 @@ class QuantConvRewriter(relax.PyExprMutator):
 
 
 def with_shift_promise(spec, requantize: RequantizeParams):
-    """The conv/FC epilogue (ruy's single rounding) built for right shifts only when every channel's
-    is one, as in any layer whose scale is below 1/2: SQDMULH + SRSHL, nothing else."""
-    if spec.rounding == "single" and (np.asarray(requantize.shift) < 0).all():
+    """The epilogue built for right shifts only when every channel's is one, as in any layer whose
+    scale is below 1/2: no left shift, no split of the shift (SQDMULH + SRSHL for ruy's single
+    rounding, SQRDMULH + SRSHL for the depthwise kernels' round half up)."""
+    if (np.asarray(requantize.shift) < 0).all():
         return replace(spec, right_shifts=True)
     return spec
 

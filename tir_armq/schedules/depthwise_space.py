@@ -105,7 +105,7 @@ class DepthwiseSpace(ScheduleRule):
         if epilogue == "tile":
             place_requantize(sch, tile, target, lanes=REQUANTIZE_LANES)
         else:
-            place_requantize(sch, rows, target)
+            place_requantize(sch, rows, target, pixels_inner=order == "channels_outer")
         return sch
 
     # ---------------------------------------------------------------- int16 path

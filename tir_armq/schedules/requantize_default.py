@@ -26,25 +26,29 @@ def requantize_lanes(channels: int) -> int | None:
 
 
 def tensorize_requantize(sch: s_tir.Schedule, block: s_tir.schedule.SBlockRV, target: Target,
-                         out_dtype: str, lanes: int | None = None) -> bool:
+                         out_dtype: str, lanes: int | None = None, pixels_inner: bool = False) -> bool:
     """Split the block's innermost (channel) loop by `lanes` (default: the widest that divides it)
-    and tensorize; False (block untouched) when no width divides it."""
+    and tensorize; False (block untouched) when no width divides it. `pixels_inner`: the channel
+    vectors outside the pixel loop above them, so that a vector's multipliers and shifts are loaded
+    once per row instead of once per pixel."""
     attrs = sch.mod["main"].attrs
     rounding = str(attrs.get("tir_armq.rounding", "away"))
-    if rounding == "single" and bool(attrs.get("tir_armq.right_shifts", False)):
-        rounding = "single_right"
+    if bool(attrs.get("tir_armq.right_shifts", False)):
+        rounding += "_right"
     channel = sch.get_loops(block)[-1]
     if lanes is None:
         lanes = requantize_lanes(loop_extent(sch, channel))
     if lanes is None:
         return False
-    _, inner = sch.split(channel, [None, lanes])
+    outer, inner = sch.split(channel, [None, lanes])
+    if pixels_inner:
+        sch.reorder(outer, sch.get_loops(block)[-3])
     sch.tensorize(inner, intrinsics.for_target(target).REQUANTIZE[(lanes, out_dtype, rounding)])
     return True
 
 
 def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: Target,
-                     lanes: int | None = None) -> None:
+                     lanes: int | None = None, pixels_inner: bool = False) -> None:
     """The fused epilogue of a requantizing conv workload (no-op for an int32 one): computed right
     after the int32 tile it reads, under `loop`, and tensorized; so is a fused residual add after
     it. Under a loop whose channel extent is a sampled tile, pass a fixed `lanes`: the trace then
@@ -57,7 +61,7 @@ def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: T
     sch.reverse_compute_at(block, loop, preserve_unit_loops=True)
     # Both placed before either is tensorized: compute-at needs the blocks as the workload made them.
     residual = place_residual_add(sch, loop)
-    tensorize_requantize(sch, block, target, str(sch.get(block).writes[0].source.dtype), lanes)
+    tensorize_requantize(sch, block, target, str(sch.get(block).writes[0].source.dtype), lanes, pixels_inner)
     if residual is not None:
         tensorize_add(sch, residual, sch.get_loops(residual)[-1], target)
 

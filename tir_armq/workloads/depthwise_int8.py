@@ -10,7 +10,8 @@ the identity holds on the border, and the products stay 8-bit x 8-bit. Two of th
 (|x * w| <= 128 * 127, twice that is 32512), so taps are taken in pairs:
 
   data_pad[n, y, x, c]            input padded with its zero point (int8)
-  weight_vec[c, m, p, j]          weight of tap 2p + j (0 for the odd tap past the kernel)
+  weight_vec[p, j, c, m]          weight of tap 2p + j (0 for the odd tap past the kernel); a tap's
+                                  channels contiguous, as the lanes read them
   weight_sum[oc]                  sum_t weight[t, oc]
   bias_vec[oc]                    bias[oc] - zx * weight_sum[oc]
   conv -> output[n, oh, ow, c*M + m]
@@ -70,7 +71,7 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
     @T.macro
     def accumulate(data, weight, bias, acc):
         data_pad = T.sblock_alloc_buffer((n_, hp, wp, c_), "int8")
-        weight_vec = T.sblock_alloc_buffer((c_, m_, pairs, 2), "int8")
+        weight_vec = T.sblock_alloc_buffer((pairs, 2, c_, m_), "int8")
         weight_sum = T.sblock_alloc_buffer((oc_,), "int32")
         bias_vec = T.sblock_alloc_buffer((oc_,), "int32")
         for oc, i, j in T.grid(oc_, kh_, kw_):
@@ -91,10 +92,10 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
                     data[v_b, v_y - pad.top, v_x - pad.left, v_c],
                     T.int8(zx),
                 )
-        for c, m, p, j in T.grid(c_, m_, pairs, 2):
+        for p, j, c, m in T.grid(pairs, 2, c_, m_):
             with T.sblock("weight_vec"):
-                v_c, v_m, v_p, v_j = T.axis.remap("SSSS", [c, m, p, j])
-                weight_vec[v_c, v_m, v_p, v_j] = T.if_then_else(
+                v_p, v_j, v_c, v_m = T.axis.remap("SSSS", [p, j, c, m])
+                weight_vec[v_p, v_j, v_c, v_m] = T.if_then_else(
                     v_p * 2 + v_j < taps,
                     weight[0, T.min(v_p * 2 + v_j, last) // kw_, T.min(v_p * 2 + v_j, last) % kw_, v_c * m_ + v_m],
                     T.int8(0),
@@ -107,7 +108,7 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
                 acc[v_b, v_y, v_x, v_c * m_ + v_m] = acc[v_b, v_y, v_x, v_c * m_ + v_m] + T.Cast(
                     "int32",
                     T.Cast("int16", data_pad[v_b, v_y * sh + v_p * 2 // kw_ * dh, v_x * sw + v_p * 2 % kw_ * dw, v_c])
-                    * T.Cast("int16", weight_vec[v_c, v_m, v_p, 0])
+                    * T.Cast("int16", weight_vec[v_p, 0, v_c, v_m])
                     + T.Cast(
                         "int16",
                         data_pad[
@@ -117,7 +118,7 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
                             v_c,
                         ],
                     )
-                    * T.Cast("int16", weight_vec[v_c, v_m, v_p, 1]),
+                    * T.Cast("int16", weight_vec[v_p, 1, v_c, v_m]),
                 )
 
     if not spec.requantizes:
