@@ -133,3 +133,65 @@ def test_c8_path_applies_only_to_its_layers():
     with pytest.raises(ValueError, match="unpadded"):
         spec = conv_spec((1, 4, 4, 16), (8, 3, 3, 16), padding="SAME")
         fold_data_zero_point(spec, np.zeros(spec.weight_shape, np.int8), np.zeros(8, np.int32))
+
+
+# --- the search space (schedules/conv_c8.py) ------------------------------------------------------
+
+def _space_candidates(func, target):
+    """Every candidate of the c8 search space: each design space (loop order) replayed with every
+    pixel tile its sampled decision can take (a perfect tile of OW, at most MAX_PIXEL_TILE)."""
+    from tvm import s_tir
+
+    from tir_armq.measure.runner import register_intrinsics
+    from tir_armq.schedules.conv_c8 import MAX_PIXEL_TILE, ConvC8Space
+
+    register_intrinsics()
+    for space in ConvC8Space().design_spaces(s_tir.Schedule(func), target.tvm_target() if hasattr(target, "tvm_target") else target):
+        (tile,) = [inst for inst in space.trace.insts if inst.kind.name == "SamplePerfectTile"]
+        width = int(np.prod([int(f) for f in space.trace.decisions[tile]]))
+        for px in (f for f in range(1, MAX_PIXEL_TILE + 1) if width % f == 0):
+            sch = s_tir.Schedule(func)
+            space.trace.with_decision(tile, [width // px, px], remove_postproc=True).apply_to_schedule(
+                sch, remove_postproc=True)
+            yield px, sch
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_host_c8_space_candidates_match_reference(row):
+    spec, args, expected = _case(*row, seed=11)
+    seen = set()
+    for px, sch in _space_candidates(spec.prim_func("c8"), tvm.target.Target("llvm")):
+        tensors = [tvm.runtime.tensor(a) for a in args]
+        tvm.compile(sch.mod, target="llvm")[spec.op_name](*tensors)
+        np.testing.assert_array_equal(tensors[-1].numpy(), expected, err_msg=str(sch.trace))
+        seen.add(px)
+    assert len(seen) == sum(spec.out_shape[2] % f == 0 for f in range(1, 5))
+
+
+@pytest.mark.board
+@pytest.mark.parametrize("row", [("k24_tail", "requantize"), ("k40_s2_batch2", "residual"), ("k96_oc64", "int32")],
+                         ids=lambda row: "-".join(row))
+def test_aarch64_c8_space_candidates_match_reference(row, board_key):
+    from tir_armq.board.emulated import run_on_board
+
+    spec, args, expected = _case(*row, seed=12, extreme=row[1] == "int32")
+    for px, sch in _space_candidates(spec.prim_func("c8"), AARCH64_A72):
+        ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target())
+        np.testing.assert_array_equal(run_on_board(ex, spec.op_name, args, key=board_key)[-1], expected,
+                                      err_msg=f"{px} pixels: {sch.trace}")
+
+
+def test_c8_space_tile_shares_weight_loads():
+    """Two pixels per step: each 16-channel step's weights (8 rows x 2 d registers) are loaded once
+    for both pixels, so the 8-byte loads per 8-bit SMULL fall by ~1/3 from one pixel to two (in the
+    loop: (16 + 2) / 8 -> (16 + 4) / 16), and again to four."""
+    spec = _spec("k96_oc64", "requantize", 0)
+    per_smull = {}
+    for px, sch in _space_candidates(spec.prim_func("c8"), AARCH64_A72):
+        if px in per_smull:  # the first design space (columns outer) only
+            break
+        asm = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()).mod.inspect_source("s")
+        smull = len(re.findall(r"^\s*smull\s+v\d+\.8h,\s*v\d+\.8b", asm, re.M))
+        d_loads = len(re.findall(r"^\s*ldr\s+d", asm, re.M)) + 2 * len(re.findall(r"^\s*ldp\s+d", asm, re.M))
+        per_smull[px] = d_loads / smull
+    assert per_smull[2] <= 0.7 * per_smull[1] and per_smull[4] <= 0.7 * per_smull[2], per_smull

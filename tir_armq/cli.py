@@ -71,6 +71,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
             tasks = [task for layer in layers for task in as_built_tasks(layer)]
         else:
             tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
+    if not tasks:
+        print("tune: nothing to tune: dense convs have a search space as a model build runs them "
+              "(--epilogue int8, or --model), on the c8 path", file=sys.stderr)
+        return 2
     boards = None
     if args.tracker:
         host, _, port = args.tracker.partition(":")

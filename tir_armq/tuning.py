@@ -22,6 +22,7 @@ from .database import TargetDatabase
 from .measure.mca import CPU_MODELS
 from .measure.runner import CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
+from .schedules.conv_c8 import ConvC8Space
 from .schedules.depthwise_space import DepthwiseSpace
 from .targets import ArmTarget
 from .workloads.depthwise_int8 import int8_path_applies
@@ -44,9 +45,29 @@ class RpcBoards:
     key: str
 
 
+# The search spaces `tune` explores, by workload: the first rule that applies gives the design spaces.
+SPACE_RULES = (DepthwiseSpace(), ConvC8Space())
+
+
+def design_spaces(sch, target) -> list:
+    """The design spaces of the workload in `sch` (copies of it, so MetaSchedule keeps the traces)."""
+    func = sch.mod["main"]
+    for rule in SPACE_RULES:
+        if rule.applies(func):
+            return rule.design_spaces(sch, target)
+    attrs = func.attrs or {}
+    raise ValueError(f"no search space for {attrs.get('tir_armq.op')} on the {attrs.get('tir_armq.path', 'int16')} "
+                     "path (depthwise: any path; dense conv: the c8 path)")
+
+
+def tunable(func: tirx.PrimFunc) -> bool:
+    return any(rule.applies(func) for rule in SPACE_RULES)
+
+
 def layer_tasks(layer: Layer, paths: tuple[str, ...] = ("int8", "int16")) -> list[Task]:
-    """Depthwise: each multiply path of `paths` that applies (which wins is measured per layer).
-    Dense convs wait for their search space (the default schedule serves them meanwhile)."""
+    """Depthwise, int32 output: each multiply path of `paths` that applies (which wins is measured
+    per layer). Dense convs have a search space on the c8 path only, which needs the data zero point
+    folded into the bias as a model build does: `as_built_tasks`."""
     if layer.kind != "depthwise":
         return []
     spec = layer.spec()
@@ -77,29 +98,29 @@ def as_built(layer: Layer, seed: int = 0):
 
 
 def as_built_tasks(layer: Layer) -> list[Task]:
-    """The layer as a model build runs it (`as_built`), for the depthwise layers (dense convs wait
-    for their search space)."""
-    if layer.kind != "depthwise":
-        return []
+    """The layer as a model build runs it (`as_built`), when its path has a search space (every
+    depthwise layer; dense convs on the c8 path, i.e. all MobileNet convs but the 3x3 stem)."""
     spec, path, _ = as_built(layer)
-    return [Task(f"{layer.name}.{path}.{spec.output_dtype}", spec.prim_func(path))]
+    func = spec.prim_func(path)
+    return [Task(f"{layer.name}.{path}.{spec.output_dtype}", func)] if tunable(func) else []
 
 
 def model_tasks(path) -> list[Task]:
     """The tunable kernels of a .tflite model, exactly as its build will use them (requantize fused,
-    the model's rounding): one task per distinct depthwise workload (the rewrite's multiply path).
-    Dense convs wait for their search space, as in `layer_tasks`."""
+    the model's rounding): one task per distinct workload that has a search space (`tunable`)."""
     import tvm_ffi
 
-    from .model.quant_rewrite import rewrite_quantized_convs
+    from .model.quant_rewrite import ConvSite, rewrite_quantized_convs
     from .model.tflite_import import load_tflite
 
     _, sites, _ = rewrite_quantized_convs(load_tflite(path).mod)
     tasks, seen = [], set()
     for site in sites:
-        if getattr(site, "kind", "") != "depthwise":
+        if not isinstance(site, ConvSite):  # a standalone ADD or MEAN: no search space
             continue
         func = site.prim_func()
+        if not tunable(func):
+            continue
         key = tvm_ffi.structural_hash(func)
         if key not in seen:
             seen.add(key)
@@ -108,9 +129,8 @@ def model_tasks(path) -> list[Task]:
 
 
 def _space(target) -> ms.space_generator.ScheduleFn:
-    rule = DepthwiseSpace()
     return ms.space_generator.ScheduleFn(
-        lambda sch: rule.design_spaces(sch, target),
+        lambda sch: design_spaces(sch, target),
         sch_rules=[],
         postprocs=[],
         mutator_probs={ms.mutator.MutateTileSize(): 0.6, ms.mutator.MutateComputeLocation(): 0.4},
@@ -172,7 +192,7 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, k
 def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
     from tvm import s_tir
 
-    return DepthwiseSpace().design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
+    return design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
 
 
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,

@@ -1,14 +1,21 @@
-"""Default rule of the pointwise conv's c8 path (`tir_armq.workloads.conv_c8`): XNNPACK's GEMM loop
-with our c8 MAC intrinsic (SMULL/SMLAL on 8-bit lanes + SADALP; VMULL/VMLAL.S8 + VPADAL on ARMv7).
+"""The pointwise conv's c8 path (`tir_armq.workloads.conv_c8`): XNNPACK's GEMM loop with our c8 MAC
+intrinsic (SMULL/SMLAL on 8-bit lanes + SADALP; VMULL/VMLAL.S8 + VPADAL on ARMv7), as a search space
+whose first design space at its initial decisions is the default schedule.
 
-Loop nest:  n, oc // 8, oh, ow, [k // 16: one 1x8x16 intrinsic], [the 1x8x8 one for K % 16 == 8],
-            [the 8x4 lane sum]
-Placement:  a column of 8 output channels outer and the pixels inner, as XNNPACK's GEMM does, so
-            a column's weights stay in cache across the pixels; the int32x4 accumulators of one
-            pixel start at zero, fill over K, are lane-summed (ADDP), biased, requantized (and added
-            to the residual) right there, in registers.
-Anchor:     the lane sum; the accumulator blocks are its producers, computed under its pixel loop
-            (reverse-computing a block whose producers are not under the loop is refused).
+Loop nest:  columns_outer: n, oc // 8, pixels // PX, [k // 16], PX, [one 1x8x16 intrinsic], ...
+            pixels_outer:  n, pixels // PX, oc // 8, [k // 16], PX, ...
+            then the 1x8x8 intrinsic for K % 16 == 8, the 8x4 lane sum, the epilogue, per pixel.
+Decisions:  the loop order (one design space each): a column of 8 output channels outer and the
+            pixels inner as XNNPACK's GEMM (the column's weights stay in L1 across the pixels), or
+            the pixels outer (a pixel's K input channels stay in L1 across the columns);
+            PX, a sampled perfect tile of the output plane (oh * ow fused): PX pixels' accumulators
+            fill together, each 16-channel step of weights loaded once for all of them (XNNPACK's
+            2 x 8 step at PX = 2); the tile loop is unrolled.
+Placement:  the int32x4 accumulators of a tile start at zero and fill over K; then, per pixel, the
+            lane sum (ADDP), the bias, the requantize (and the residual add) in registers.
+Anchor:     the lane sum; the accumulator blocks are its producers, computed under the loop above
+            its pixel loop (reverse-computing a block whose producers are not under the loop is
+            refused).
 """
 
 from __future__ import annotations
@@ -23,50 +30,81 @@ from ..workloads.conv_c8 import OC_TILE, PATH
 from .common import has_block, is_op, vectorize_below
 from .requantize_default import place_requantize
 
+ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
+MAX_PIXEL_TILE = 4  # 4 pixels x 8 int32x4 accumulators already take 32 registers
+
 
 def is_c8(func: tirx.PrimFunc) -> bool:
     return is_op(func, OP_NAME) and func.attrs.get("tir_armq.path") == PATH
 
 
-class ConvC8Default(ScheduleRule):
-    """The c8 path's one schedule (its tunable space is still to come: pixel tiles, loop order)."""
+class ConvC8Space(ScheduleRule):
+    """Design spaces for one c8 conv PrimFunc, one per loop order."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if not is_c8(func):
+    def applies(self, func: tirx.PrimFunc) -> bool:
+        return is_c8(func)
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> list[s_tir.Schedule] | None:
+        if not self.applies(func):
             return None
+        return self.design_spaces(s_tir.Schedule(func), target)
+
+    def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
+        """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
+        return [self.design_space(sch.copy(), order, target) for order in ORDERS]
+
+    def design_space(self, sch: s_tir.Schedule, order: str, target: Target) -> s_tir.Schedule:
+        """`sch` scheduled in place with loop order `order` (one of ORDERS)."""
         mac = intrinsics.for_target(target).MAC_C8
-        sch = s_tir.Schedule(func)
         accumulators = [name for name in ("conv", "conv_tail") if has_block(sch, name)]
         n, oh, ow, oc, j = sch.get_loops("lane_sum")
         column, oci = sch.split(oc, [None, OC_TILE])
-        sch.reorder(n, column, oh, ow, oci, j)
-        pixel = ow
-        steps = False
+        tile, pixel = sch.split(ow, sch.sample_perfect_tile(
+            ow, n=2, max_innermost_factor=MAX_PIXEL_TILE, decision=[int(sch.get(ow).extent), 1]))
+        if order == "columns_outer":
+            sch.reorder(n, column, oh, tile, pixel, oci, j)
+            above = tile
+        else:
+            sch.reorder(n, oh, tile, column, pixel, oci, j)
+            above = column
+        # Step 1. every block placed before any is tensorized (compute-at cannot follow a tensorized
+        # block); unit loops kept, so that the trace replays for every sampled tile.
         for name in accumulators:
-            sch.compute_at(sch.get_sblock(name), pixel)
-            below = sch.get_loops(name)[len(sch.get_loops("lane_sum")) - 2:]  # under the pixel loop
-            if name == "conv" and len(below) == 5:  # k // 16 (> 1 step) stays a loop around the intrinsic
-                o, lane, kb, h, e = below
-                sch.reorder(kb, o, lane, h, e)
-                steps = True
-        # Every block placed before any is tensorized: compute-at cannot follow a tensorized block.
-        sch.reverse_compute_at(sch.get_sblock("output"), pixel)
+            sch.compute_at(sch.get_sblock(name), above, preserve_unit_loops=True)
+            if name == "conv":  # k // 16 outermost: a step's weights serve all the tile's pixels
+                px, o, lane, kb, h, e = sch.get_loops(name)[-6:]
+                sch.reorder(kb, px, o, lane, h, e)
+            else:
+                px = sch.get_loops(name)[-5]
+            sch.unroll(px)
+        sch.reverse_compute_at(sch.get_sblock("output"), pixel, preserve_unit_loops=True)
         vectorize_below(sch, "output", pixel)
         place_requantize(sch, pixel, target, lanes=OC_TILE)
+        # Step 2. the intrinsics.
         for name in accumulators:
-            self._tensorize(sch, name, mac[16 if name == "conv" else 8], steps and name == "conv")
+            self._tensorize(sch, name, mac[16 if name == "conv" else 8], steps=name == "conv")
         self._tensorize(sch, "lane_sum", mac[("lane_sum", len(accumulators))])
         return sch
 
     def _tensorize(self, sch: s_tir.Schedule, block: str, intrin: str, steps: bool = False) -> None:
         """Zero the tile's accumulators (one vector store each), then the intrinsic as the update.
-        `steps`: a reduction loop (k // 16) runs around the tile, and the init goes before it."""
+        `steps`: the reduction loop (k // 16) runs around the tile, and the init goes before it."""
         depth = {"conv": 4, "conv_tail": 3, "lane_sum": 2}[block]  # oc % 8 of (oc % 8, j[, h], e) / (oc % 8, j)
         if steps:
             outer = sch.blockize(sch.get_loops(block)[-depth])
-            sch.decompose_reduction(outer, sch.get_loops(outer)[-1])
+            sch.decompose_reduction(outer, sch.get_loops(outer)[-2])  # above the tile's pixel loop
         else:  # blockize would take the init along: split it off first
             sch.decompose_reduction(sch.get_sblock(block), sch.get_loops(block)[-depth])
             outer = sch.blockize(sch.get_loops(f"{block}_update")[-depth])
         sch.vectorize(sch.get_loops(f"{block}_init")[-1])
         sch.tensorize(outer, intrin)
+
+
+class ConvC8Default(ScheduleRule):
+    """The c8 path's default: the space's first design space at its initial decisions (columns
+    outer, one pixel per step)."""
+
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
+        if not is_c8(func):
+            return None
+        return ConvC8Space().design_space(s_tir.Schedule(func), ORDERS[0], target)

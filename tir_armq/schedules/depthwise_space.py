@@ -46,8 +46,11 @@ ROOT = -1
 class DepthwiseSpace(ScheduleRule):
     """Design spaces for one depthwise PrimFunc, one per discrete alternative."""
 
+    def applies(self, func: tirx.PrimFunc) -> bool:
+        return is_workload(func, OP_NAME)
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> list[s_tir.Schedule] | None:
-        if not is_workload(func, OP_NAME):
+        if not self.applies(func):
             return None
         return self.design_spaces(s_tir.Schedule(func), target)
 
