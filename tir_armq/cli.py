@@ -47,7 +47,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     networks = sorted(NETWORKS) if args.network == "all" else [args.network]
     kinds = ["depthwise", "conv"] if args.kind == "all" else [args.kind]
-    run_bench(networks, kinds, cpu=args.cpu, trials=args.trials, tvm_default=not args.no_tvm_default,
+    tvm_default = () if args.no_tvm_default else tuple(args.tvm_default)
+    run_bench(networks, kinds, cpu=args.cpu, trials=args.trials, tvm_default=tvm_default,
               xnnpack=not args.no_xnnpack, out_dir=Path(args.out), db_root=Path(args.db))
     return 0
 
@@ -156,6 +157,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", default="cortex-a72", choices=["cortex-a72", "cortex-a53"], help="llvm-mca model")
     p.add_argument("--trials", type=int, default=32, help="trial budget of TVM's default space (default 32)")
     p.add_argument("--no-tvm-default", action="store_true", help="skip TVM's default space (it tunes)")
+    p.add_argument("--tvm-default", nargs="+", default=["int32", "int8"], choices=["int32", "int8"],
+                   help="the workloads TVM's default space tunes: int32 accumulators, and/or int8 as built")
     p.add_argument("--no-xnnpack", action="store_true", help="skip XNNPACK")
     p.add_argument("--out", default="bench_out", help="folder for table.txt, results.json, cycles.png")
     p.add_argument("--db", default="tuning_db", help="tuned records to use for our kernels (default tuning_db)")

@@ -52,7 +52,7 @@ def ours_int8_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None
     has one (`tir-armq tune --epilogue int8`, or `--model`), else the default schedule."""
     spec, path, args = as_built(layer)
     func = spec.prim_func(path)
-    sch = db.best_schedule(func) if db is not None and db.best_seconds(func) is not None else None
+    sch = db.best_schedule(func) if db is not None else None
     ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()) if sch is not None else compile_default(func, AARCH64_A72)
     with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
         cost = guest.measure(export_aarch64(ex, Path(tmp)), spec.op_name, args)
@@ -78,22 +78,31 @@ def litert_cost(path: Path, model: CpuModel, cache: BlockCostCache | None = None
         return cost_of_regions(parse_counts(counts_file), model, cache)
 
 
-def tvm_default_database(layer: Layer, trials: int) -> Path:
-    return cache_dir() / "bench" / "tvm_default" / AARCH64_A72.name / f"{layer.name}-{trials}"
+def tvm_default_database(layer: Layer, trials: int, epilogue: str = "int32") -> Path:
+    tag = "" if epilogue == "int32" else f"-{epilogue}"
+    return cache_dir() / "bench" / "tvm_default" / AARCH64_A72.name / f"{layer.name}{tag}-{trials}"
 
 
-def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: CpuModel) -> Cost | None:
+def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: CpuModel,
+                     epilogue: str = "int32") -> Cost | None:
     """Best of `trials` candidates of TVM's default MetaSchedule space for our PrimFunc, ranked by
-    the same cycle estimate. Tuned once; the database is kept, so a re-run measures the same kernel.
-    None when no candidate built and ran (the tuning logs in the database folder say why)."""
+    the same cycle estimate: the int32-output workload (`epilogue` "int32", beside `ours_cost`) or
+    the layer as a model build runs it ("int8", `tuning.as_built`, beside `ours_int8_cost`). Tuned
+    once; the database is kept, so a re-run measures the same kernel. None when no candidate built
+    and ran (the tuning logs in the database folder say why)."""
     from tvm.s_tir import meta_schedule as ms
 
     import tvm.s_tir.tensor_intrin.arm_cpu  # noqa: F401 - the default arm space names these intrinsics
 
     register_intrinsics()
     target = AARCH64_A72.tvm_target()
-    func = layer.spec().prim_func()
-    work = tvm_default_database(layer, trials)
+    if epilogue == "int8":
+        spec, path, args = as_built(layer)
+        func = spec.prim_func(path)
+    else:
+        spec = layer.spec()
+        func, args = spec.prim_func(), spec.arguments(*layer.random_inputs())
+    work = tvm_default_database(layer, trials, epilogue)
     done = work / "done"
     if not done.exists():
         work.mkdir(parents=True, exist_ok=True)
@@ -104,4 +113,5 @@ def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: Cpu
     sch = ms.tir_integration.compile_tir(db, func, target)
     if sch is None:
         return None
-    return _measure_executable(tvm.compile(sch.mod, target=target), layer, guest)
+    with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
+        return guest.measure(export_aarch64(tvm.compile(sch.mod, target=target), Path(tmp)), spec.op_name, args)

@@ -22,7 +22,7 @@ def run_bench(
     *,
     cpu: str = "cortex-a72",
     trials: int = 32,
-    tvm_default: bool = True,
+    tvm_default: tuple[str, ...] = ("int32", "int8"),
     xnnpack: bool = True,
     out_dir: Path = Path("bench_out"),
     db_root: Path | None = None,
@@ -47,12 +47,13 @@ def run_bench(
                 costs: dict[str, Cost] = {"ours": ours, "ours_int8": ours_int8}
                 if xnnpack:
                     costs["xnnpack"] = xnnpack_cost(layer, model, cache)
-                if tvm_default:
-                    best = tvm_default_cost(layer, guest, trials, model)
+                for epilogue in tvm_default:
+                    best = tvm_default_cost(layer, guest, trials, model, epilogue)
                     if best is None:
-                        print(f"[bench] {layer.name}: no valid candidate in TVM's default space", file=sys.stderr)
+                        print(f"[bench] {layer.name}: no valid candidate in TVM's default space ({epilogue} out)",
+                              file=sys.stderr)
                     else:
-                        costs["tvm_default"] = best
+                        costs["tvm_default" if epilogue == "int32" else f"tvm_default_{epilogue}"] = best
                 measured[layer] = costs
             rows.append(Row(net, layer, count, measured[layer], *sources[layer]))
             ratio = rows[-1].ratio("xnnpack")
