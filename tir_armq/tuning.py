@@ -20,7 +20,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from .database import TargetDatabase
 from .measure.mca import CPU_MODELS
-from .measure.runner import CycleEstimateRunner, board_builder, register_intrinsics
+from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
 from .schedules.conv_c8 import ConvC8Space
 from .schedules.depthwise_space import DepthwiseSpace
@@ -157,9 +157,11 @@ def host_filled_arguments(session, device, args_info, alloc_repeat: int):
     return alloc_argument_common(fill, device, args_info, alloc_repeat)
 
 
-def _runner(boards: RpcBoards | None, cpu: str):
+def _runner(boards: RpcBoards | None, target: ArmTarget, cpu: str | None, symbol: str):
     if boards is None:
-        return CycleEstimateRunner(CPU_MODELS[cpu])
+        if target.isa == "armv7":
+            return Armv7CycleEstimateRunner(symbol)
+        return CycleEstimateRunner(CPU_MODELS[cpu or target.mcpu])
     return ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=boards.host, tracker_port=boards.port,
                                                    tracker_key=boards.key, session_timeout_sec=120),
                                f_alloc_argument=host_filled_arguments)
@@ -198,8 +200,8 @@ def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
          boards: RpcBoards | None = None, seed: int = 0) -> TargetDatabase:
     """Tune every task with `trials` candidates; progress and per-task best on stderr."""
-    if target.isa != "aarch64":
-        raise ValueError(f"target: tuning runs on the emulated aarch64 board or real boards; {target.name!r} is not yet supported")
+    if target.isa not in ("aarch64", "armv7"):
+        raise ValueError(f"target: tuning builds aarch64 or armv7 kernels, not {target.isa!r} ({target.name!r})")
     register_intrinsics()
     tvm_target = target.tvm_target()
     db = TargetDatabase(db_root, target, create=True)
@@ -214,7 +216,8 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
         work = db.path / ".work" / task.name
         shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
         work.mkdir(parents=True)
-        builder, runner = board_builder(), _runner(boards, cpu or target.mcpu)
+        builder = board_builder(target.isa)
+        runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
         run_db = ms.database.JSONDatabase(work_dir=str(work))
         copied = _seed(run_db, db, task, tvm_target, builder, runner)
         try:

@@ -2,7 +2,9 @@
 cycles (counting plugin + llvm-mca), not by emulated wall time, which means nothing.
 
 `tune_tir(..., builder=board_builder(), runner=CycleEstimateRunner())` tunes for a Cortex-A72
-without one. On a real board, MetaSchedule's own RPCRunner (timings) remains the way.
+without one; `board_builder("armv7")` with `Armv7CycleEstimateRunner(symbol)` for a Cortex-A7 (the
+kernel runs under qemu-arm in the C harness: there is no armv7 TVM runtime). On a real board,
+MetaSchedule's own RPCRunner (timings) remains the way.
 """
 
 from __future__ import annotations
@@ -31,25 +33,40 @@ def register_intrinsics() -> None:
         intrinsics.for_isa(isa)
 
 
-def export_for_board(mod) -> str:
-    """MetaSchedule export hook: link the candidate as an aarch64 .so with the cross compiler."""
+def _export(mod, cross_cc: str) -> str:
     from tvm.support import cc
 
-    from tir_armq.targets import AARCH64_A72
-
     path = os.path.join(tempfile.mkdtemp(prefix="tir_armq_ms_"), "candidate.so")
-    mod.export_library(path, fcompile=cc.cross_compiler(AARCH64_A72.cross_cc))
+    mod.export_library(path, fcompile=cc.cross_compiler(cross_cc))
     return path
 
 
-def board_builder(max_workers: int | None = None, timeout_sec: float = 600.0) -> LocalBuilder:
-    """LocalBuilder whose artifacts are aarch64 shared objects and that knows our intrinsics.
+def export_for_board(mod) -> str:
+    """MetaSchedule export hook: link the candidate as an aarch64 .so with the cross compiler."""
+    from tir_armq.targets import AARCH64_A72
+
+    return _export(mod, AARCH64_A72.cross_cc)
+
+
+def export_for_armv7(mod) -> str:
+    """MetaSchedule export hook: link the candidate as an armv7 (hard-float) .so."""
+    from tir_armq.targets import ARMV7_A7
+
+    return _export(mod, ARMV7_A7.cross_cc)
+
+
+def board_builder(isa: str = "aarch64", max_workers: int | None = None, timeout_sec: float = 600.0) -> LocalBuilder:
+    """LocalBuilder whose artifacts are shared objects for `isa` ("aarch64", "armv7") and that knows
+    our intrinsics.
 
     The timeout is generous: candidates of TVM's default space that unroll a large layer keep LLVM
     busy for minutes on a loaded 2-core host, and a timed-out build is a lost candidate."""
+    exports = {"aarch64": export_for_board, "armv7": export_for_armv7}
+    if isa not in exports:
+        raise ValueError(f"isa: the board builder links aarch64 or armv7 libraries, not {isa!r}")
     return LocalBuilder(
         max_workers=max_workers, timeout_sec=timeout_sec,
-        f_export=export_for_board, initializer=register_intrinsics,
+        f_export=exports[isa], initializer=register_intrinsics,
     )
 
 
@@ -108,4 +125,36 @@ class CycleEstimateRunner(PyRunner):
             cost = guest.measure(inp.artifact_path, ENTRY, arguments_for(inp.args_info), warmup=1, calls=1)
         except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
             return RunnerResult(None, f"CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
+        return RunnerResult([cost.seconds(self.hz)], None)
+
+
+@derived_object
+class Armv7CycleEstimateRunner(PyRunner):
+    """`CycleEstimateRunner` for armv7 candidates: each runs under qemu-arm in the C harness with the
+    counting plugin, ranked by the Cortex-A7 stand-in model's cycles (`CORTEX_A7_PROXY`). The harness
+    calls a symbol, not a module's entry: `symbol` is the PrimFunc's global symbol. A candidate that
+    crashes or hangs gets an error result; tuning goes on."""
+
+    def __init__(self, symbol: str, hz: float | None = None, max_workers: int = 1, timeout_sec: float = 300.0) -> None:
+        from .armv7_cost import NOMINAL_HZ_A7
+        from .mca import CORTEX_A7_PROXY, BlockCostCache
+
+        super().__init__()
+        self.symbol = symbol
+        self.hz = hz or NOMINAL_HZ_A7
+        self.timeout_sec = timeout_sec
+        self.cache = BlockCostCache(CORTEX_A7_PROXY)
+        self.pool = ThreadPoolExecutor(max_workers=max_workers)
+
+    def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
+        return [_DoneFuture(self.pool.submit(self._measure, inp)) for inp in runner_inputs]
+
+    def _measure(self, inp: RunnerInput) -> RunnerResult:
+        from .armv7_cost import measure_armv7_kernel
+
+        try:
+            cost = measure_armv7_kernel(inp.artifact_path, self.symbol, arguments_for(inp.args_info), warmup=1,
+                                        calls=1, timeout=self.timeout_sec, cache=self.cache)
+        except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
+            return RunnerResult(None, f"Armv7CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
         return RunnerResult([cost.seconds(self.hz)], None)

@@ -1,0 +1,55 @@
+"""`tune` for the armv7 target: candidates linked for armv7 and ranked under qemu-arm (the C harness
+with the counting plugin); the records land in the armv7 database only, and the best one replays
+bit-exact on ARMv7. One depthwise task (int8 path, requantize fused) and one pointwise c8 task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+
+from cases import requantize_params
+from tir_armq.database import TargetDatabase
+from tir_armq.reference import reference_output
+from tir_armq.targets import AARCH64_A72, ARMV7_A7
+from tir_armq.tuning import Task, tune
+from tir_armq.workloads import conv_spec, depthwise_spec
+from tir_armq.workloads.conv_c8 import fold_data_zero_point
+
+pytestmark = pytest.mark.armv7
+
+DEPTHWISE = depthwise_spec((1, 8, 8, 32), (1, 3, 3, 32), padding="SAME", data_zero_point=-3, output_dtype="int8",
+                           rounding="upward")
+POINTWISE = conv_spec((1, 4, 4, 32), (16, 1, 1, 32), data_zero_point=5, output_dtype="int8", rounding="single")
+
+
+def _inputs(spec, rng):
+    data = rng.integers(-128, 127, spec.data_shape, endpoint=True, dtype=np.int8)
+    weight = rng.integers(-127, 127, spec.weight_shape, endpoint=True, dtype=np.int8)
+    bias = rng.integers(-(1 << 16), 1 << 16, spec.out_channels, dtype=np.int32)
+    return data, weight, bias, requantize_params(spec, rng)
+
+
+def test_armv7_tuning_stores_bit_exact_records(tmp_path):
+    from tir_armq.board.armv7 import run_armv7
+
+    rng = np.random.default_rng(3)
+    dw_inputs = _inputs(DEPTHWISE, rng)
+    pw_inputs = _inputs(POINTWISE, rng)
+    folded, folded_bias = fold_data_zero_point(POINTWISE, pw_inputs[1], pw_inputs[2])
+    cases = [  # (task, spec of the PrimFunc, its arguments, expected output)
+        (Task("dw_8x8x32.int8.int8", DEPTHWISE.prim_func("int8")), DEPTHWISE, DEPTHWISE.arguments(*dw_inputs),
+         reference_output(DEPTHWISE, *dw_inputs)),
+        (Task("pw_4x4x32_to_16.c8.int8", folded.prim_func("c8")), folded,
+         folded.arguments(pw_inputs[0], pw_inputs[1], folded_bias, pw_inputs[3]),
+         reference_output(POINTWISE, *pw_inputs)),
+    ]
+    tune([task for task, *_ in cases], ARMV7_A7, tmp_path / "db", trials=2)
+
+    db = TargetDatabase(tmp_path / "db", ARMV7_A7)
+    assert not (tmp_path / "db" / AARCH64_A72.name).exists()
+    for task, spec, args, expected in cases:
+        assert db.count(task.func) >= 2, task.name
+        sch = db.best_schedule(task.func)
+        ex = tvm.compile(sch.mod, target=ARMV7_A7.tvm_target())
+        np.testing.assert_array_equal(run_armv7(ex, spec.op_name, args)[-1], expected, err_msg=task.name)
