@@ -86,3 +86,18 @@ def test_merge_keeps_existing_records_and_skips_foreign_ones(tmp_path):
     assert db.merge_from(other_a53.db) == 0
     reopened = TargetDatabase(tmp_path / "main", AARCH64_A72)
     assert [float(r.run_secs[0]) for r in reopened.records(FUNC)] == pytest.approx([1e-5, 3e-5])
+
+
+def test_prune_keeps_only_the_given_workloads(tmp_path):
+    """Records of a workload that no longer exists are dropped; the others stay usable, and
+    MetaSchedule still reads the rewritten files."""
+    other = depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+    db = _db_with_record(tmp_path, secs=3e-5)
+    db.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
+    db.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    assert db.prune([FUNC]) == (2, 1)
+    reopened = TargetDatabase(tmp_path, AARCH64_A72)
+    assert reopened.count(FUNC) == 2 and reopened.count(other) == 0
+    assert reopened.best_seconds(FUNC) == pytest.approx(2e-5)
+    assert len(reopened.db.get_all_tuning_records()) == 2
+    assert reopened.prune([FUNC]) == (2, 0)

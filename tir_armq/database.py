@@ -18,6 +18,8 @@ the JSONDatabase is opened on first write (tuning).
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import tvm
@@ -187,6 +189,29 @@ class TargetDatabase:
             )
         )
         self._load_index()
+
+    def prune(self, keep: Iterable[tirx.PrimFunc]) -> tuple[int, int]:
+        """Drop the records of every workload that is none of `keep` (records of workloads that no
+        longer exist once a PrimFunc changes); both files are rewritten whole and replaced
+        atomically, so an interruption leaves the old database. Returns (records kept, dropped)."""
+        wanted = {str(tvm_ffi.structural_hash(ms.tune_context._normalize_mod(func))) for func in keep}
+        workloads, raw_records = self._index
+        lines, records, kept, dropped = [], [], 0, 0
+        for index, workload in enumerate(workloads):
+            raws = raw_records.get(index, [])
+            if workload[0] not in wanted:
+                dropped += len(raws)
+                continue
+            records += [json.dumps([len(lines), raw], separators=(",", ":")) for raw in raws]
+            kept += len(raws)
+            lines.append(json.dumps(workload, separators=(",", ":")))
+        for name, content in ((WORKLOADS_FILE, lines), (RECORDS_FILE, records)):
+            tmp = self.path / f".{name}.prune"
+            tmp.write_text("".join(line + "\n" for line in content))
+            os.replace(tmp, self.path / name)
+        self._db = None
+        self._load_index()
+        return kept, dropped
 
     def merge_from(self, other: ms.database.Database, skip: set[str] = frozenset()) -> int:
         """Append every record of `other` (a tuning run's work database) whose target is ours,

@@ -1,0 +1,56 @@
+"""Drop the shipped tuning records whose workload no longer exists.
+
+A record is kept with its workload, the PrimFunc as it was tuned: when a workload's PrimFunc changes
+(a new stage layout, an epilogue built for right shifts only), its old records can never match again.
+This keeps the records of every workload that `tir-armq` can still ask for: each network layer's
+tasks (int32 output, every depthwise path; and as a model build runs it) and the kernels of the
+models shipped in `tir_armq/models/`. A developer script: run it after re-tuning, then commit.
+
+    python scripts/prune_tuning_db.py [--db tuning_db] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tir_armq.database import TargetDatabase
+from tir_armq.networks import NETWORKS, distinct_layers
+from tir_armq.targets import TARGETS
+from tir_armq.tuning import as_built_tasks, layer_tasks, model_tasks
+
+MODELS = Path(__file__).resolve().parents[1] / "tir_armq" / "models"
+
+
+def current_tasks() -> list:
+    tasks = []
+    for network in sorted(NETWORKS):
+        for layer, _ in distinct_layers(network):
+            tasks += layer_tasks(layer) + as_built_tasks(layer)
+    for model in sorted(MODELS.glob("mobilenet_*.tflite")):
+        tasks += model_tasks(model)
+    return tasks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="tuning_db", type=Path)
+    parser.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    args = parser.parse_args()
+    funcs = [task.func for task in current_tasks()]
+    for target in TARGETS.values():
+        if not (args.db / target.name).exists():
+            continue
+        db = TargetDatabase(args.db, target)
+        if args.dry_run:
+            kept = sum(db.count(func) for func in funcs)  # a workload shared by two tasks counts twice
+            print(f"{db.path}: {kept} records of current workloads (dry run)")
+            continue
+        kept, dropped = db.prune(funcs)
+        print(f"{db.path}: kept {kept} records, dropped {dropped} of workloads that no longer exist")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
