@@ -195,3 +195,21 @@ def test_c8_space_tile_shares_weight_loads():
         d_loads = len(re.findall(r"^\s*ldr\s+d", asm, re.M)) + 2 * len(re.findall(r"^\s*ldp\s+d", asm, re.M))
         per_smull[px] = d_loads / smull
     assert per_smull[2] <= 0.7 * per_smull[1] and per_smull[4] <= 0.7 * per_smull[2], per_smull
+
+
+@pytest.mark.board
+def test_c8_tuning_stops_when_the_space_is_measured(tmp_path, board_key):
+    """A budget beyond the space's size: the run measures every candidate once and ends (MetaSchedule
+    alone would ask for new candidates forever); the best record is bit-exact on the board."""
+    from tir_armq.board.emulated import run_on_board
+    from tir_armq.database import TargetDatabase
+    from tir_armq.tuning import Task, space_size, tune
+
+    spec, args, expected = _case("k16_oc8", "requantize", seed=13)  # OW = 4: 2 orders x 3 tiles
+    task = Task("k16_oc8.c8.int8", spec.prim_func("c8"))
+    assert space_size(task.func) == 6
+    tune([task], AARCH64_A72, tmp_path, trials=50)
+    db = TargetDatabase(tmp_path, AARCH64_A72)
+    assert 2 <= db.count(task.func) <= 6
+    ex = tvm.compile(db.best_schedule(task.func).mod, target=AARCH64_A72.tvm_target())
+    np.testing.assert_array_equal(run_on_board(ex, spec.op_name, args, key=board_key)[-1], expected)

@@ -64,6 +64,12 @@ def tunable(func: tirx.PrimFunc) -> bool:
     return any(rule.applies(func) for rule in SPACE_RULES)
 
 
+def space_size(func: tirx.PrimFunc) -> int | None:
+    """The number of distinct candidates of a small search space, None for one too large to count."""
+    rule = next(rule for rule in SPACE_RULES if rule.applies(func))
+    return rule.space_size(func) if hasattr(rule, "space_size") else None
+
+
 def layer_tasks(layer: Layer, paths: tuple[str, ...] = ("int8", "int16")) -> list[Task]:
     """Depthwise, int32 output: each multiply path of `paths` that applies (which wins is measured
     per layer). Dense convs have a search space on the c8 path only, which needs the data zero point
@@ -220,10 +226,17 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
         runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
         run_db = ms.database.JSONDatabase(work_dir=str(work))
         copied = _seed(run_db, db, task, tvm_target, builder, runner)
+        budget = trials - have
+        size = space_size(task.func)
+        if size is not None:
+            # MetaSchedule's search never ends once every candidate is measured: ask for no more
+            # than are left (the seeded records count as measured; duplicates only lower this).
+            budget = min(budget, size - len(run_db.get_all_tuning_records()))
         try:
-            ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=trials - have,
-                        num_trials_per_iter=min(32, trials - have), space=_space(tvm_target),
-                        builder=builder, runner=runner, database=run_db, seed=seed)
+            if budget > 0:
+                ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=budget,
+                            num_trials_per_iter=min(32, budget), space=_space(tvm_target),
+                            builder=builder, runner=runner, database=run_db, seed=seed)
         except Exception as err:  # noqa: BLE001 - MetaSchedule raises TVMError, RuntimeError, ...
             # One task's failure (e.g. a replay MetaSchedule itself rejects) ends that task only: what
             # it measured is kept, the run goes on, and the run reports it at the end.

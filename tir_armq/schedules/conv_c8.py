@@ -49,6 +49,13 @@ class ConvC8Space(ScheduleRule):
             return None
         return self.design_spaces(s_tir.Schedule(func), target)
 
+    def space_size(self, func: tirx.PrimFunc) -> int:
+        """How many distinct candidates the space holds (few: a tuning budget beyond it would make
+        MetaSchedule's search ask for new candidates forever)."""
+        sch = s_tir.Schedule(func)
+        width = int(sch.get(sch.get_loops("lane_sum")[2]).extent)
+        return len(ORDERS) * sum(width % f == 0 for f in range(1, MAX_PIXEL_TILE + 1))
+
     def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
         return [self.design_space(sch.copy(), order, target) for order in ORDERS]
