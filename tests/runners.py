@@ -30,3 +30,17 @@ def run_armv7(case: Case) -> np.ndarray:
 
     ex = compile_default(case.spec.prim_func(), ARMV7_A7)
     return run(ex, case.spec.op_name, case.spec.arguments(*case.inputs()))[-1]
+
+
+def tune_in_subprocess(code: str) -> None:
+    """Run `code` (which calls `tune`) in a fresh python with the tests folder importable and `Path`,
+    `Task`, `tune`, `AARCH64_A72`, `ARMV7_A7` in scope; raises if it fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    prelude = (f"import sys; sys.path.insert(0, {str(tests)!r})\n"
+               "from pathlib import Path\nfrom tir_armq.tuning import Task, tune\n"
+               "from tir_armq.targets import AARCH64_A72, ARMV7_A7\n")
+    subprocess.run([sys.executable, "-c", prelude + code], check=True, cwd=tests.parent)

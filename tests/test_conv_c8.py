@@ -203,12 +203,19 @@ def test_c8_tuning_stops_when_the_space_is_measured(tmp_path, board_key):
     alone would ask for new candidates forever); the best record is bit-exact on the board."""
     from tir_armq.board.emulated import run_on_board
     from tir_armq.database import TargetDatabase
-    from tir_armq.tuning import Task, space_size, tune
+    from runners import tune_in_subprocess
+    from tir_armq.tuning import Task, space_size
 
     spec, args, expected = _case("k16_oc8", "requantize", seed=13)  # OW = 4: 2 orders x 3 tiles
     task = Task("k16_oc8.c8.int8", spec.prim_func("c8"))
     assert space_size(task.func) == 6
-    tune([task], AARCH64_A72, tmp_path, trials=50)
+    # In a process of its own: MetaSchedule's logging set-up fails the second tune_tir of a pytest
+    # process ('NoneType' object has no attribute 'format'), and test_tuning_resilience tunes too.
+    tune_in_subprocess(f"""
+from test_conv_c8 import _case
+spec, _, _ = _case("k16_oc8", "requantize", seed=13)
+tune([Task("k16_oc8.c8.int8", spec.prim_func("c8"))], AARCH64_A72, Path({str(tmp_path)!r}), trials=50)
+""")
     db = TargetDatabase(tmp_path, AARCH64_A72)
     assert 2 <= db.count(task.func) <= 6
     ex = tvm.compile(db.best_schedule(task.func).mod, target=AARCH64_A72.tvm_target())

@@ -130,7 +130,11 @@ def model_tasks(path) -> list[Task]:
         key = tvm_ffi.structural_hash(func)
         if key not in seen:
             seen.add(key)
-            tasks.append(Task(f"{site.name}.{site.path}", func))
+            name = f"{site.name}.{site.path}"
+            names = {task.name for task in tasks}
+            if name in names:  # one layer shape, two workloads (e.g. the epilogue's shift promise)
+                name = next(f"{name}.{k}" for k in range(2, len(tasks) + 2) if f"{name}.{k}" not in names)
+            tasks.append(Task(name, func))
     return tasks
 
 
