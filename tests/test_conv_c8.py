@@ -146,7 +146,7 @@ def _space_candidates(func, target):
     from tir_armq.schedules.conv_c8 import MAX_PIXEL_TILE, ConvC8Space
 
     register_intrinsics()
-    for space in ConvC8Space().design_spaces(s_tir.Schedule(func), target.tvm_target() if hasattr(target, "tvm_target") else target):
+    for space in ConvC8Space().design_spaces(s_tir.Schedule(func), target):
         (tile,) = [inst for inst in space.trace.insts if inst.kind.name == "SamplePerfectTile"]
         width = int(np.prod([int(f) for f in space.trace.decisions[tile]]))
         for px in (f for f in range(1, MAX_PIXEL_TILE + 1) if width % f == 0):
@@ -175,7 +175,7 @@ def test_aarch64_c8_space_candidates_match_reference(row, board_key):
     from tir_armq.board.emulated import run_on_board
 
     spec, args, expected = _case(*row, seed=12, extreme=row[1] == "int32")
-    for px, sch in _space_candidates(spec.prim_func("c8"), AARCH64_A72):
+    for px, sch in _space_candidates(spec.prim_func("c8"), AARCH64_A72.tvm_target()):
         ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target())
         np.testing.assert_array_equal(run_on_board(ex, spec.op_name, args, key=board_key)[-1], expected,
                                       err_msg=f"{px} pixels: {sch.trace}")
@@ -187,7 +187,7 @@ def test_c8_space_tile_shares_weight_loads():
     loop: (16 + 2) / 8 -> (16 + 4) / 16), and again to four."""
     spec = _spec("k96_oc64", "requantize", 0)
     per_smull = {}
-    for px, sch in _space_candidates(spec.prim_func("c8"), AARCH64_A72):
+    for px, sch in _space_candidates(spec.prim_func("c8"), AARCH64_A72.tvm_target()):
         if px in per_smull:  # the first design space (columns outer) only
             break
         asm = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()).mod.inspect_source("s")

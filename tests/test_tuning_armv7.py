@@ -44,10 +44,10 @@ def test_armv7_tuning_stores_bit_exact_records(tmp_path):
     dw_inputs = _inputs(DEPTHWISE, rng)
     pw_inputs = _inputs(POINTWISE, rng)
     folded, folded_bias = fold_data_zero_point(POINTWISE, pw_inputs[1], pw_inputs[2])
+    dw_task, pw_task = tasks()
     cases = [  # (task, spec of the PrimFunc, its arguments, expected output)
-        (Task("dw_8x8x32.int8.int8", DEPTHWISE.prim_func("int8")), DEPTHWISE, DEPTHWISE.arguments(*dw_inputs),
-         reference_output(DEPTHWISE, *dw_inputs)),
-        (Task("pw_4x4x32_to_16.c8.int8", folded.prim_func("c8")), folded,
+        (dw_task, DEPTHWISE, DEPTHWISE.arguments(*dw_inputs), reference_output(DEPTHWISE, *dw_inputs)),
+        (pw_task, folded,
          folded.arguments(pw_inputs[0], pw_inputs[1], folded_bias, pw_inputs[3]),
          reference_output(POINTWISE, *pw_inputs)),
     ]
