@@ -90,3 +90,23 @@ def test_int8_path_refuses_other_schemes():
     spec = depthwise_spec(**DEPTHWISE_TABLE["uint8_asymmetric"])
     with pytest.raises(ValueError, match="path"):
         spec.prim_func("int8")
+
+
+@pytest.mark.parametrize("name", ["c100_stride2_5x5-requantize", "stride2_same-requantize"])
+def test_start_points_include_the_inlined_padding(name):
+    """The candidates a tuning run measures first (`tuning.start_points`): the design spaces, and the
+    one-decision step to an inlined padded input; all bit-exact."""
+    from tir_armq.schedules.common import has_block
+    from tir_armq.tuning import start_points
+
+    spec = depthwise_spec(**INT8_LAYERS[name])
+    arrays = _symmetric_inputs(Case(spec, seed=4))
+    expected = reference_output(spec, *arrays)
+    points = start_points(spec.prim_func("int8"), HOST)
+    spaces = DepthwiseSpace().apply(spec.prim_func("int8"), HOST, True)
+    assert len(points) > len(spaces)
+    inlined = [p for p in points if not has_block(p, "data_pad")]
+    assert inlined, "no start point inlines data_pad"
+    for sch in points:
+        np.testing.assert_array_equal(_run(sch, spec, arrays), expected, err_msg=str(sch.trace))
+

@@ -81,6 +81,7 @@ class CountingGuest:
         self._proc: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
         self._reports = 0
+        self.last_counts = None  # the plugin's report of the last measure(): its blocks, for profiles
 
     def __enter__(self) -> "CountingGuest":
         return self
@@ -147,6 +148,7 @@ class CountingGuest:
         self._reports += 1
         counts = parse_counts(report)
         report.unlink()
+        self.last_counts = counts
         if not reply["ok"]:
             raise RuntimeError(f"kernel failed on the board: {reply['error']}")
         return cost_of_regions(counts, self.model, self.cache)

@@ -1,0 +1,75 @@
+"""Where a layer's estimated cycles go: its executed blocks sorted by executions x llvm-mca cycles,
+with the code of the hottest ones. How the depthwise kernel's problems were found (byte-gathered
+weights, the split shift of the requantize).
+
+    python scripts/hot_blocks.py dw3x3_s2_14x14x576                # default schedule, as built
+    python scripts/hot_blocks.py dw3x3_s2_14x14x576 --space 1      # design space 1, initial decisions
+    python scripts/hot_blocks.py dw3x3_s2_14x14x576 --db tuning_db # the tuned record
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import tvm
+
+from tir_armq.build import compile_default
+from tir_armq.database import TargetDatabase
+from tir_armq.measure.cost import CountingGuest, export_aarch64
+from tir_armq.measure.mca import _disassemble, _words
+from tir_armq.networks import NETWORKS, network_layers
+from tir_armq.targets import AARCH64_A72
+from tir_armq.tuning import as_built, design_spaces
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("layer", help="a layer name, e.g. dw3x3_s1_14x14x576")
+    p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
+    p.add_argument("--space", type=int, help="design space index (initial decisions) instead of the default")
+    p.add_argument("--db", help="use the tuned record of this database root")
+    p.add_argument("--top", type=int, default=8, help="blocks to list (default 8)")
+    p.add_argument("--asm", type=int, default=2, help="blocks to disassemble (default 2)")
+    args = p.parse_args()
+
+    layer = next((l for l in network_layers(args.network) if l.name == args.layer), None)
+    if layer is None:
+        raise SystemExit(f"no layer {args.layer} in {args.network}")
+    spec, path, arrays = as_built(layer)
+    func = spec.prim_func(path)
+    target = AARCH64_A72.tvm_target()
+    if args.db:
+        sch = TargetDatabase(Path(args.db), AARCH64_A72).best_schedule(func)
+        if sch is None:
+            raise SystemExit(f"{args.db} has no record of {layer.name} as built")
+        ex = tvm.compile(sch.mod, target=target)
+    elif args.space is not None:
+        ex = tvm.compile(design_spaces(tvm.s_tir.Schedule(func), target)[args.space].mod, target=target)
+    else:
+        ex = compile_default(func, AARCH64_A72)
+
+    with tempfile.TemporaryDirectory() as tmp, CountingGuest() as guest:
+        cost = guest.measure(export_aarch64(ex, Path(tmp)), spec.op_name, arrays)
+        counts, cache = guest.last_counts, guest.cache
+    macs = spec.macs
+    hot = [b for b in counts.block_list if b.execs_in_regions]
+    per = cache.costs(b.code.hex() for b in hot)
+    calls = len(counts.regions)
+    rows = sorted(hot, key=lambda b: -b.execs_in_regions * per[b.code.hex()])
+    print(f"{layer.name} ({path}): {cost.cycles / macs:.3f} cycles/MAC, {cost.instructions / macs:.3f} insns/MAC")
+    print(f"{'block':>12} {'execs':>9} {'insns':>6} {'cyc/exec':>9} {'share':>6} {'cyc/MAC':>8}")
+    for b in rows[: args.top]:
+        total = b.execs_in_regions * per[b.code.hex()] / calls
+        print(f"{b.addr:#12x} {b.execs_in_regions // calls:9d} {b.insns:6d} {per[b.code.hex()]:9.1f} "
+              f"{total / cost.cycles:6.1%} {total / macs:8.4f}")
+    for b in rows[: args.asm]:
+        words = _words(b.code.hex())
+        asm = _disassemble(sorted(set(words)), cache.model)
+        print(f"\n--- block {b.addr:#x} ({b.insns} instructions, {per[b.code.hex()]:.1f} cycles)")
+        print("\n".join(f"  {asm[w]}" for w in words))
+
+
+if __name__ == "__main__":
+    main()
