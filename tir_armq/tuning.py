@@ -210,6 +210,10 @@ def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
     return design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
 
 
+def _deep_copy(node):
+    return tvm.ir.load_json(tvm.ir.save_json(node))
+
+
 def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
     """The candidates every tuning run measures first: each design space at its initial decisions
     and, next to it, the same schedule with one of its stages inlined instead of computed at the
@@ -227,7 +231,9 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
         for inst in trace.insts:
             if inst.kind.name != "SampleComputeLocation" or int(trace.get_decision(inst)) == INLINE:
                 continue
-            variant = s_tir.Schedule(ms.tune_context._normalize_mod(func))
+            # On a deep copy: a replay that inlines a stage rewrites the PrimFunc it was given in
+            # place (TVM 0.27), here the task's own function.
+            variant = s_tir.Schedule(_deep_copy(ms.tune_context._normalize_mod(func)))
             try:
                 trace.with_decision(inst, INLINE, remove_postproc=True).apply_to_schedule(variant, remove_postproc=True)
             except Exception:  # noqa: BLE001 - a replay the changed placement breaks (TVM raises several kinds)
@@ -267,7 +273,8 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
             budget = min(budget, size - len(run_db.get_all_tuning_records()))
         try:
             if budget > 0:
-                ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=budget,
+                # A copy: the search's replays may rewrite the function in place (see start_points).
+                ms.tune_tir(_deep_copy(task.func), tvm_target, str(work), max_trials_global=budget,
                             num_trials_per_iter=min(32, budget), space=_space(tvm_target),
                             builder=builder, runner=runner, database=run_db, seed=seed)
         except Exception as err:  # noqa: BLE001 - MetaSchedule raises TVMError, RuntimeError, ...
