@@ -88,6 +88,19 @@ def test_merge_keeps_existing_records_and_skips_foreign_ones(tmp_path):
     assert [float(r.run_secs[0]) for r in reopened.records(FUNC)] == pytest.approx([1e-5, 3e-5])
 
 
+def test_merge_for_a_workload_keeps_only_records_that_replay_on_it(tmp_path):
+    """A tuning run's records go under the tuned function; one scheduled from another module (what
+    a search replay that rewrote its module in place leaves behind) is not stored."""
+    other = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME").prim_func("int16")
+    run = TargetDatabase(tmp_path / "run", AARCH64_A72, create=True)
+    run.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
+    run.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    db = TargetDatabase(tmp_path / "main", AARCH64_A72, create=True)
+    assert db.merge_from(run.db, func=FUNC) == 1
+    assert db.count(FUNC) == 1 and db.count(other) == 0
+    assert db.best_schedule(FUNC) is not None
+
+
 def test_prune_keeps_only_the_given_workloads(tmp_path):
     """Records of a workload that no longer exists are dropped; the others stay usable, and
     MetaSchedule still reads the rewritten files."""

@@ -213,18 +213,35 @@ class TargetDatabase:
         self._load_index()
         return kept, dropped
 
-    def merge_from(self, other: ms.database.Database, skip: set[str] = frozenset()) -> int:
+    def merge_from(self, other: ms.database.Database, skip: set[str] = frozenset(),
+                   func: tirx.PrimFunc | None = None) -> int:
         """Append every record of `other` (a tuning run's work database) whose target is ours,
-        except those whose trace is in `skip` (records the run was seeded with from here)."""
+        except those whose trace is in `skip` (records the run was seeded with from here).
+        With `func` (the tuned workload), the records are stored under it, whatever module their
+        run recorded, and only those whose trace replays on it: a search replay can rewrite its
+        module in place (see `tuning.start_points`), and what was scheduled from that is no record
+        of `func`."""
         key, n = _target_key(self.tvm_target), 0
+        pinned = self.db.commit_workload(ms.tune_context._normalize_mod(func)) if func is not None else None
         for rec in other.get_all_tuning_records():
             if str(rec.trace) in skip:
                 continue
             if rec.target is not None and _target_key(rec.target) == key and rec.run_secs:
-                workload = self.db.commit_workload(rec.workload.mod)
+                if pinned is not None and not _replays(rec.trace, func):
+                    continue
+                workload = pinned or self.db.commit_workload(rec.workload.mod)
                 self.db.commit_tuning_record(
                     ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info)
                 )
                 n += 1
         self._load_index()
         return n
+
+
+def _replays(trace, func: tirx.PrimFunc) -> bool:
+    sch = s_tir.Schedule(ms.tune_context._normalize_mod(tvm.ir.load_json(tvm.ir.save_json(func))))
+    try:
+        trace.apply_to_schedule(sch, remove_postproc=False)
+    except Exception:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit
+        return False
+    return True

@@ -283,7 +283,7 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
             failed.append(task.name)
             print(f"{head}: tuning failed ({str(err).splitlines()[0][:200]}); keeping what it measured",
                   file=sys.stderr, flush=True)
-        added = db.merge_from(run_db, skip=copied)
+        added = db.merge_from(run_db, skip=copied, func=task.func)
         shutil.rmtree(work, ignore_errors=True)
         best = db.best_seconds(task.func)
         print(f"{head}: +{added} records, best {best * 1e6:.1f} us" if best else f"{head}: no valid candidate",
