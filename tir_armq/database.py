@@ -218,9 +218,8 @@ class TargetDatabase:
         """Append every record of `other` (a tuning run's work database) whose target is ours,
         except those whose trace is in `skip` (records the run was seeded with from here).
         With `func` (the tuned workload), the records are stored under it, whatever module their
-        run recorded, and only those whose trace replays on it: a search replay can rewrite its
-        module in place (see `tuning.start_points`), and what was scheduled from that is no record
-        of `func`."""
+        run recorded, and only those whose trace replays on it (a record scheduled from a module
+        a Python-side replay rewrote in place, see `tuning.start_points`, is no record of `func`)."""
         key, n = _target_key(self.tvm_target), 0
         pinned = self.db.commit_workload(ms.tune_context._normalize_mod(func)) if func is not None else None
         for rec in other.get_all_tuning_records():

@@ -231,8 +231,8 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
         for inst in trace.insts:
             if inst.kind.name != "SampleComputeLocation" or int(trace.get_decision(inst)) == INLINE:
                 continue
-            # On a deep copy: a replay that inlines a stage rewrites the PrimFunc it was given in
-            # place (TVM 0.27), here the task's own function.
+            # On a deep copy: a trace replayed from Python on `_normalize_mod(func)` rewrites `func`
+            # in place from its first split on (TVM 0.27; MetaSchedule's own search does not).
             variant = s_tir.Schedule(_deep_copy(ms.tune_context._normalize_mod(func)))
             try:
                 trace.with_decision(inst, INLINE, remove_postproc=True).apply_to_schedule(variant, remove_postproc=True)
@@ -273,8 +273,7 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
             budget = min(budget, size - len(run_db.get_all_tuning_records()))
         try:
             if budget > 0:
-                # A copy: the search's replays may rewrite the function in place (see start_points).
-                ms.tune_tir(_deep_copy(task.func), tvm_target, str(work), max_trials_global=budget,
+                ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=budget,
                             num_trials_per_iter=min(32, budget), space=_space(tvm_target),
                             builder=builder, runner=runner, database=run_db, seed=seed)
         except Exception as err:  # noqa: BLE001 - MetaSchedule raises TVMError, RuntimeError, ...
