@@ -17,7 +17,7 @@ import tvm
 
 from tir_armq.build import compile_default
 from tir_armq.database import TargetDatabase
-from tir_armq.measure.cost import CountingGuest, export_aarch64
+from tir_armq.measure.cost import CountingGuest, basic_blocks, export_aarch64
 from tir_armq.measure.mca import _disassemble, _words
 from tir_armq.networks import NETWORKS, network_layers
 from tir_armq.targets import AARCH64_A72
@@ -55,21 +55,22 @@ def main() -> None:
         counts, cache = guest.last_counts, guest.cache
     macs = spec.macs
     hot = [b for b in counts.block_list if b.execs_in_regions]
-    per = cache.costs(b.code.hex() for b in hot)
+    blocks = basic_blocks(hot)  # qemu's blocks joined where it split straight-line code, as costed
+    per = cache.costs(code for code, _ in blocks)
     calls = len(counts.regions)
-    rows = sorted(hot, key=lambda b: -b.execs_in_regions * per[b.code.hex()])
+    rows = sorted(blocks, key=lambda b: -b[1] * per[b[0]])
     print(f"{layer.name} ({path}): {cost.cycles / macs:.3f} cycles/MAC, {cost.instructions / macs:.3f} insns/MAC")
     print(f"{'block':>12} {'execs':>9} {'insns':>6} {'cyc/exec':>9} {'share':>6} {'cyc/MAC':>8}")
-    for b in rows[: args.top]:
-        total = b.execs_in_regions * per[b.code.hex()] / calls
-        print(f"{b.addr:#12x} {b.execs_in_regions // calls:9d} {b.insns:6d} {per[b.code.hex()]:9.1f} "
+    for code, execs in rows[: args.top]:
+        addr = next(b.addr for b in hot if code.startswith(b.code.hex()) and b.execs_in_regions == execs)
+        total = execs * per[code] / calls
+        print(f"{addr:#12x} {execs // calls:9d} {len(code) // 8:6d} {per[code]:9.1f} "
               f"{total / cost.cycles:6.1%} {total / macs:8.4f}")
-    for b in rows[: args.asm]:
-        words = _words(b.code.hex())
+    for code, _ in rows[: args.asm]:
+        words = _words(code)
         asm = _disassemble(sorted(set(words)), cache.model)
-        print(f"\n--- block {b.addr:#x} ({b.insns} instructions, {per[b.code.hex()]:.1f} cycles)")
+        print(f"\n--- block ({len(words)} instructions, {per[code]:.1f} cycles)")
         print("\n".join(f"  {asm[w]}" for w in words))
-
 
 if __name__ == "__main__":
     main()

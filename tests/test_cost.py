@@ -37,3 +37,25 @@ def test_in_order_a53_is_estimated_slower_than_a72():
     a53 = measure_kernel(ex, SPEC.op_name, cost_inputs(), model=CORTEX_A53)
     assert a53.instructions == a72.instructions  # same code, same path
     assert a53.cycles > a72.cycles  # dual-issue in-order vs 3-wide out-of-order
+
+
+ADD = (0x91000400).to_bytes(4, "little")  # add x0, x0, #1
+BNE = (0x54FFFFE1).to_bytes(4, "little")  # b.ne back
+
+
+@pytest.mark.parametrize("first_end, second_execs, joined", [
+    (ADD, 10, True),    # qemu split a straight line: one basic block
+    (BNE, 10, False),   # a real branch ends the first
+    (ADD, 30, False),   # the second is entered from elsewhere too
+])
+def test_blocks_split_by_qemu_are_costed_whole(first_end, second_execs, joined):
+    from tir_armq.measure.cost import basic_blocks
+    from tir_armq.measure.plugin import Block
+
+    first = Block(addr=0x1000, insns=4, execs_in_regions=10, execs_total=10, code=ADD * 3 + first_end)
+    second = Block(addr=0x1010, insns=2, execs_in_regions=second_execs, execs_total=second_execs, code=ADD + BNE)
+    blocks = sorted(basic_blocks([first, second]))
+    if joined:
+        assert blocks == [((first.code + second.code).hex(), 10)]
+    else:
+        assert blocks == sorted([(first.code.hex(), 10), (second.code.hex(), second_execs)])

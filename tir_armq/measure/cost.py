@@ -17,7 +17,7 @@ import numpy as np
 from ..board.guest import GUEST_PYTHON, Guest
 from ..targets import AARCH64_A72
 from .mca import CORTEX_A72, BlockCostCache, CpuModel
-from .plugin import Counts, build_plugin, parse_counts
+from .plugin import Block, Counts, build_plugin, parse_counts
 
 KERNEL_GUEST = Path(__file__).with_name("kernel_guest.py")
 NOMINAL_HZ = 1.5e9  # Raspberry Pi 4's Cortex-A72 clock: turns estimated cycles into seconds
@@ -50,10 +50,53 @@ def cost_of_regions(counts: Counts, model: CpuModel, cache: BlockCostCache | Non
     hot = [b for b in counts.block_list if b.execs_in_regions]
     if any(not b.code for b in hot):
         raise RuntimeError("counted run has no machine code for its blocks: run the plugin with bytes=on")
-    per_block = cache.costs(b.code.hex() for b in hot)
-    cycles = sum(b.execs_in_regions * per_block[b.code.hex()] for b in hot)
+    blocks = basic_blocks(hot)
+    per_block = cache.costs(code for code, _ in blocks)
+    cycles = sum(execs * per_block[code] for code, execs in blocks)
     n = len(counts.regions)
     return Cost(instructions=sum(counts.regions) / n, cycles=cycles / n, cpu=model.name)
+
+
+def _ends_in_branch(code: bytes) -> bool:
+    """The last AArch64 instruction of `code` transfers control (or traps)."""
+    w = int.from_bytes(code[-4:], "little")
+    return ((w & 0x7C000000) == 0x14000000  # B, BL
+            or (w & 0xFF000000) == 0x54000000  # B.cond
+            or (w & 0x7E000000) in (0x34000000, 0x36000000)  # CBZ/CBNZ, TBZ/TBNZ
+            or (w & 0xFE000000) == 0xD6000000  # BR, BLR, RET
+            or (w & 0xFF000000) == 0xD4000000)  # SVC, BRK
+
+
+def basic_blocks(blocks: list[Block]) -> list[tuple[str, int]]:
+    """(machine code hex, executions) of each executed AArch64 basic block.
+
+    qemu ends a translation block at a branch, and also where its own buffers fill up: a long
+    unrolled loop body (117 + 26 instructions in a depthwise tile) comes as two blocks, the second
+    entered by falling through. To the CPU they are one straight-line block, and llvm-mca must see
+    them whole: costed apart, the multiply-bound part and the shift-bound part after it cannot overlap.
+    So a block that does not end in a branch is joined with the block at its end address when that
+    one runs exactly as often (nothing else enters it).
+    """
+    by_addr: dict[int, Block] = {}
+    for b in sorted(blocks, key=lambda b: -b.execs_in_regions):
+        by_addr.setdefault(b.addr, b)  # one address, several translations: the most executed one
+    nxt: dict[int, Block] = {}
+    for b in by_addr.values():
+        succ = by_addr.get(b.addr + len(b.code))
+        if succ is not None and succ is not b and succ.execs_in_regions == b.execs_in_regions \
+                and not _ends_in_branch(b.code):
+            nxt[id(b)] = succ
+    entered = {id(s) for s in nxt.values()}
+    result = [(b.code.hex(), b.execs_in_regions) for b in blocks if by_addr[b.addr] is not b]
+    for b in by_addr.values():
+        if id(b) in entered:
+            continue
+        code, cur = [b.code.hex()], b
+        while id(cur) in nxt:
+            cur = nxt[id(cur)]
+            code.append(cur.code.hex())
+        result.append(("".join(code), b.execs_in_regions))
+    return result
 
 
 def export_aarch64(executable, out_dir: Path) -> Path:
