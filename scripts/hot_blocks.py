@@ -72,5 +72,6 @@ def main() -> None:
         print(f"\n--- block ({len(words)} instructions, {per[code]:.1f} cycles)")
         print("\n".join(f"  {asm[w]}" for w in words))
 
+
 if __name__ == "__main__":
     main()

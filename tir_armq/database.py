@@ -169,9 +169,7 @@ class TargetDatabase:
         records = self.records(func, limit=1)
         if not records:
             return None
-        # A deep copy: replaying a stored trace was seen to rewrite the caller's PrimFunc in place.
-        fresh = tvm.ir.load_json(tvm.ir.save_json(func))
-        sch = s_tir.Schedule(ms.tune_context._normalize_mod(fresh))
+        sch = schedule_of_copy(func)
         records[0].trace.apply_to_schedule(sch, remove_postproc=False)
         return sch
 
@@ -237,8 +235,15 @@ class TargetDatabase:
         return n
 
 
+def schedule_of_copy(func: tirx.PrimFunc) -> s_tir.Schedule:
+    """A schedule of a deep copy of `func`, for replaying traces on: a trace replayed from Python
+    rewrites the PrimFunc it was given in place from its first split on (TVM 0.27; MetaSchedule's
+    own search does not), and `func` is the caller's, often a tuning task's."""
+    return s_tir.Schedule(ms.tune_context._normalize_mod(tvm.ir.load_json(tvm.ir.save_json(func))))
+
+
 def _replays(trace, func: tirx.PrimFunc) -> bool:
-    sch = s_tir.Schedule(ms.tune_context._normalize_mod(tvm.ir.load_json(tvm.ir.save_json(func))))
+    sch = schedule_of_copy(func)
     try:
         trace.apply_to_schedule(sch, remove_postproc=False)
     except Exception:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit

@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import tvm
 from tvm import s_tir, tirx
 from tvm.s_tir import meta_schedule as ms
 
-from .database import TargetDatabase
+from .database import TargetDatabase, schedule_of_copy
 from .measure.mca import CPU_MODELS
 from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
@@ -210,10 +209,6 @@ def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
     return design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
 
 
-def _deep_copy(node):
-    return tvm.ir.load_json(tvm.ir.save_json(node))
-
-
 def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
     """The candidates every tuning run measures first: each design space at its initial decisions
     and, next to it, the same schedule with one of its stages inlined instead of computed at the
@@ -231,9 +226,7 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
         for inst in trace.insts:
             if inst.kind.name != "SampleComputeLocation" or int(trace.get_decision(inst)) == INLINE:
                 continue
-            # On a deep copy: a trace replayed from Python on `_normalize_mod(func)` rewrites `func`
-            # in place from its first split on (TVM 0.27; MetaSchedule's own search does not).
-            variant = s_tir.Schedule(_deep_copy(ms.tune_context._normalize_mod(func)))
+            variant = schedule_of_copy(func)
             try:
                 trace.with_decision(inst, INLINE, remove_postproc=True).apply_to_schedule(variant, remove_postproc=True)
             except Exception:  # noqa: BLE001 - a replay the changed placement breaks (TVM raises several kinds)
