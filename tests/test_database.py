@@ -101,6 +101,29 @@ def test_merge_for_a_workload_keeps_only_records_that_replay_on_it(tmp_path):
     assert db.best_schedule(FUNC) is not None
 
 
+def test_records_are_added_without_replaying_the_stored_ones(tmp_path):
+    """Storing records touches no stored record: one that no longer replays on its workload (what a
+    changed intrinsic or space leaves behind, and what makes MetaSchedule's own JSONDatabase refuse
+    the whole folder) does not stop a tuning run from adding records, nor lookups; the lines written
+    are MetaSchedule's, which reads them back."""
+    other = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME").prim_func("int16")
+    db = _db_with_record(tmp_path, secs=3e-5)
+    db.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    lines = (tmp_path / "aarch64" / RECORDS_FILE).read_text().splitlines()
+    stale = lines[1].replace("[1,", "[0,", 1)  # the int16 schedule filed under the int8 workload
+    (tmp_path / "aarch64" / RECORDS_FILE).write_text("\n".join([lines[0], stale]) + "\n")
+    db = TargetDatabase(tmp_path, AARCH64_A72)
+    with pytest.raises(DatabaseError, match="could not read"):
+        db.db  # noqa: B018 - MetaSchedule's view replays every record
+    run = TargetDatabase(tmp_path / "run", AARCH64_A72, create=True)
+    run.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
+    assert db.merge_from(run.db, func=FUNC) == 1
+    db.commit(FUNC, _schedule(AARCH64_A72), 1e-5)
+    assert TargetDatabase(tmp_path, AARCH64_A72).count(FUNC) == 4
+    with pytest.warns(UserWarning, match="no longer replays"):
+        assert [float(r.run_secs[0]) for r in db.records(FUNC)] == pytest.approx([1e-5, 2e-5, 3e-5])
+
+
 def test_prune_keeps_only_the_given_workloads(tmp_path):
     """Records of a workload that no longer exists are dropped; the others stay usable, and
     MetaSchedule still reads the rewritten files."""

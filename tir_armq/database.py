@@ -6,19 +6,23 @@ up by workload alone, so an A72 schedule would be applied on an A7; here the fol
 target when created, opening it for another target is refused, and a record whose own target
 differs (a foreign record copied in) is never returned.
 
-Files are only ever appended to by MetaSchedule; a corrupt or truncated file is reported with its
-name and line and left exactly as it is.
+Files are only ever appended to, in MetaSchedule's own line format (MetaSchedule's JSONDatabase
+reads them as they are); a corrupt or truncated file is reported with its name and line and left
+exactly as it is.
 
-Lookups do not load the database: opening MetaSchedule's JSONDatabase parses every record's trace
-(10-16 s for the 700 records shipped), while a model build needs the records of a few workloads.
-`records()` finds them by structural hash in an index of the raw JSON lines and parses only those;
-the JSONDatabase is opened on first write (tuning).
+Neither lookups nor writes load the database: opening MetaSchedule's JSONDatabase parses and replays
+every record's trace (10-16 s for the 700 records shipped, and one record that no longer replays
+makes the whole folder unreadable), while a model build needs the records of a few workloads and a
+tuning task appends those of one. Both go through an index of the raw JSON lines, keyed by
+structural hash, and parse only the matching workloads.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -89,7 +93,8 @@ class TargetDatabase:
 
     @property
     def db(self) -> ms.database.JSONDatabase:
-        """MetaSchedule's database of the folder, opened (all records parsed) on first use."""
+        """MetaSchedule's database of the folder (all records parsed and replayed; slow, for
+        callers that want MetaSchedule's own view, e.g. to tune against it directly)."""
         if self._db is None:
             try:
                 self._db = ms.database.JSONDatabase(work_dir=str(self.path), allow_missing=True)
@@ -158,7 +163,18 @@ class TargetDatabase:
     def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
         """Records of this workload for this target, best first (fastest mean measured time); the
         first `limit` only (each record parsed costs ~20 ms: a model build wants one)."""
-        return [ms.database.TuningRecord.from_json(raw, workload) for _, raw, workload in self._raw_records(func)[:limit]]
+        found = []
+        for _, raw, workload in self._raw_records(func):
+            if limit is not None and len(found) == limit:
+                break
+            try:
+                found.append(ms.database.TuningRecord.from_json(raw, workload))
+            except Exception as err:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit
+                # Parsing replays the trace: a record the workload's current schedule primitives or
+                # intrinsics no longer accept is passed over, not fatal to a build.
+                warnings.warn(f"{self.path / RECORDS_FILE}: a record of this workload no longer replays, "
+                              f"skipped ({str(err).strip().splitlines()[-1][:120]})", stacklevel=2)
+        return found
 
     def count(self, func: tirx.PrimFunc) -> int:
         """How many records this target has for the workload (none parsed)."""
@@ -179,14 +195,41 @@ class TargetDatabase:
 
     def commit(self, func: tirx.PrimFunc, sch: s_tir.Schedule, run_secs: float) -> None:
         """Append one record (what tuning does for every measured candidate)."""
-        mod = ms.tune_context._normalize_mod(func)
-        workload = self.db.commit_workload(mod)
-        self.db.commit_tuning_record(
-            ms.database.TuningRecord(
-                sch.trace, workload, [run_secs], self.tvm_target, ms.arg_info.ArgInfo.from_prim_func(func)
-            )
-        )
-        self._load_index()
+        self._append_records(func, [ms.database.TuningRecord(
+            sch.trace, ms.database.Workload(ms.tune_context._normalize_mod(func)), [run_secs], self.tvm_target,
+            ms.arg_info.ArgInfo.from_prim_func(func))])
+
+    def _workload_line(self, workload: list) -> int:
+        """The line of a workload (MetaSchedule's JSON of it) in our workloads file, appended if new."""
+        workloads, _ = self._index
+        mod = None
+        for index, (line_hash, _) in enumerate(workloads):
+            if line_hash == workload[0]:
+                mod = mod or ms.database.Workload.from_json(workload).mod
+                if tvm_ffi.structural_equal(ms.database.Workload.from_json(workloads[index]).mod, mod):
+                    return index
+        _append_line(self.path / WORKLOADS_FILE, workload)
+        workloads.append(workload)
+        return len(workloads) - 1
+
+    def _append_records(self, func: tirx.PrimFunc | None, records: Iterable[ms.database.TuningRecord]) -> int:
+        """Append `records`, each under `func`'s workload (or, without it, its own module's).
+        MetaSchedule writes the lines (into a scratch JSONDatabase: its serialisation of traces is
+        its own), we append them under our workload lines."""
+        with tempfile.TemporaryDirectory() as scratch_dir:
+            scratch = ms.database.JSONDatabase(work_dir=scratch_dir, allow_missing=True)
+            pinned = scratch.commit_workload(ms.tune_context._normalize_mod(func)) if func is not None else None
+            for rec in records:
+                scratch.commit_tuning_record(ms.database.TuningRecord(
+                    rec.trace, pinned or scratch.commit_workload(rec.workload.mod), rec.run_secs, rec.target,
+                    rec.args_info))
+            workloads, lines = (_json_lines(Path(scratch_dir) / name) for name in (WORKLOADS_FILE, RECORDS_FILE))
+        ours = [self._workload_line(workload) for workload in workloads]
+        for index, raw in lines:
+            _append_line(self.path / RECORDS_FILE, [ours[index], raw])
+            self._index[1].setdefault(ours[index], []).append(raw)
+        self._db = None  # MetaSchedule's view, if opened, no longer has everything
+        return len(lines)
 
     def prune(self, keep: Iterable[tirx.PrimFunc]) -> tuple[int, int]:
         """Drop the records of every workload that is none of `keep` (records of workloads that no
@@ -218,21 +261,21 @@ class TargetDatabase:
         With `func` (the tuned workload), the records are stored under it, whatever module their
         run recorded, and only those whose trace replays on it (a record scheduled from a module
         a Python-side replay rewrote in place, see `tuning.start_points`, is no record of `func`)."""
-        key, n = _target_key(self.tvm_target), 0
-        pinned = self.db.commit_workload(ms.tune_context._normalize_mod(func)) if func is not None else None
-        for rec in other.get_all_tuning_records():
-            if str(rec.trace) in skip:
-                continue
-            if rec.target is not None and _target_key(rec.target) == key and rec.run_secs:
-                if pinned is not None and not _replays(rec.trace, func):
-                    continue
-                workload = pinned or self.db.commit_workload(rec.workload.mod)
-                self.db.commit_tuning_record(
-                    ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info)
-                )
-                n += 1
-        self._load_index()
-        return n
+        key = _target_key(self.tvm_target)
+        kept = [rec for rec in other.get_all_tuning_records()
+                if str(rec.trace) not in skip and rec.target is not None and _target_key(rec.target) == key
+                and rec.run_secs and (func is None or _replays(rec.trace, func))]
+        return self._append_records(func, kept)
+
+
+def _json_lines(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _append_line(path: Path, value: list) -> None:
+    # One write per line, so a run killed between records leaves whole lines only.
+    with open(path, "a") as f:
+        f.write(json.dumps(value, separators=(",", ":")) + "\n")
 
 
 def schedule_of_copy(func: tirx.PrimFunc) -> s_tir.Schedule:
