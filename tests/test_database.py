@@ -124,6 +124,36 @@ def test_records_are_added_without_replaying_the_stored_ones(tmp_path):
         assert [float(r.run_secs[0]) for r in db.records(FUNC)] == pytest.approx([1e-5, 2e-5, 3e-5])
 
 
+def test_measured_again_records_get_their_new_times_in_place(tmp_path):
+    """Records re-measured (after the cost method changed) keep their line with the new time; one
+    that no longer runs is dropped; the other workloads' records are untouched."""
+    other = depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+    db = _db_with_record(tmp_path, secs=3e-5)
+    db.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    fused = DepthwiseSpace().apply(FUNC, AARCH64_A72.tvm_target(), True)[-1]
+    db.commit(FUNC, fused, 2e-5)
+    first, second = (str(r.trace) for r in db.records(FUNC))
+    assert db.update_run_secs(FUNC, {first: [5e-5], second: None}) == (1, 1)
+    reopened = TargetDatabase(tmp_path, AARCH64_A72)
+    assert [float(r.run_secs[0]) for r in reopened.records(FUNC)] == pytest.approx([5e-5])
+    assert reopened.best_seconds(other) == pytest.approx(1e-5)
+    assert len(reopened.db.get_all_tuning_records()) == 2
+
+
+def test_two_writers_on_one_folder_keep_every_record(tmp_path):
+    """Two runs sharing a folder (each opened before the other wrote) file every record under its
+    own workload: a writer re-reads the files under the lock before appending."""
+    other = depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+    a = TargetDatabase(tmp_path, AARCH64_A72, create=True)
+    b = TargetDatabase(tmp_path, AARCH64_A72)
+    b.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    a.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
+    b.commit(FUNC, _schedule(AARCH64_A72), 3e-5)
+    reopened = TargetDatabase(tmp_path, AARCH64_A72)
+    assert reopened.count(FUNC) == 2 and reopened.count(other) == 1
+    assert len((tmp_path / "aarch64" / WORKLOADS_FILE).read_text().splitlines()) == 2
+
+
 def test_prune_keeps_only_the_given_workloads(tmp_path):
     """Records of a workload that no longer exists are dropped; the others stay usable, and
     MetaSchedule still reads the rewritten files."""

@@ -80,7 +80,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.tracker:
         host, _, port = args.tracker.partition(":")
         boards = RpcBoards(host, int(port or 9190), args.key)
-    tune(tasks, get_target(args.target), Path(args.db), trials=args.trials, boards=boards)
+    tune(tasks, get_target(args.target), Path(args.db), trials=args.trials, boards=boards, remeasure=args.remeasure)
     return 0
 
 
@@ -147,6 +147,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
                    help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")
     p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db)")
+    p.add_argument("--remeasure", type=int, default=0, metavar="N",
+                   help="measure each workload's N best stored records again first and store the new times "
+                   "(after the cost method changed)")
     p.add_argument("--tracker", help="HOST:PORT of a TVM RPC tracker with real boards (default: the emulated "
                    "board's cycle estimate)")
     p.add_argument("--key", default="rasp4b", help="the boards' tracker key (with --tracker)")

@@ -19,6 +19,8 @@ structural hash, and parse only the matching workloads.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -37,6 +39,7 @@ from .targets import ArmTarget
 TARGET_FILE = "target.json"
 WORKLOADS_FILE = "database_workload.json"
 RECORDS_FILE = "database_tuning_record.json"
+LOCK_FILE = ".lock"
 FORMAT = 1
 
 
@@ -224,34 +227,79 @@ class TargetDatabase:
                     rec.trace, pinned or scratch.commit_workload(rec.workload.mod), rec.run_secs, rec.target,
                     rec.args_info))
             workloads, lines = (_json_lines(Path(scratch_dir) / name) for name in (WORKLOADS_FILE, RECORDS_FILE))
-        ours = [self._workload_line(workload) for workload in workloads]
-        for index, raw in lines:
-            _append_line(self.path / RECORDS_FILE, [ours[index], raw])
-            self._index[1].setdefault(ours[index], []).append(raw)
-        self._db = None  # MetaSchedule's view, if opened, no longer has everything
+        with self._writing():
+            ours = [self._workload_line(workload) for workload in workloads]
+            for index, raw in lines:
+                _append_line(self.path / RECORDS_FILE, [ours[index], raw])
+                self._index[1].setdefault(ours[index], []).append(raw)
         return len(lines)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """One writer at a time (two tuning runs may share a folder), on the files as they are now:
+        the index is re-read under the lock, so workload lines never go stale."""
+        with open(self.path / LOCK_FILE, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._load_index()
+                yield
+            finally:
+                self._db = None  # MetaSchedule's view, if opened, no longer has everything
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _rewrite(self, workloads: list, records: list[tuple[int, list]]) -> None:
+        """Replace both files whole and atomically (an interruption leaves the old database)."""
+        for name, content in ((WORKLOADS_FILE, workloads), (RECORDS_FILE, [list(r) for r in records])):
+            tmp = self.path / f".{name}.new"
+            tmp.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in content))
+            os.replace(tmp, self.path / name)
+        self._load_index()
+
+    def update_run_secs(self, func: tirx.PrimFunc, run_secs: dict[str, list[float] | None]) -> tuple[int, int]:
+        """Give this workload's records whose trace (as text) is a key of `run_secs` the measured
+        times it maps to, or drop them where it maps to None (they no longer build or run): for
+        records measured with an earlier cost method, which rank against the others no more.
+        Returns (records updated, dropped)."""
+        updated = dropped = 0
+        with self._writing():
+            keys = {}
+            for _, raw, workload in self._raw_records(func):
+                try:
+                    keys[id(raw)] = str(ms.database.TuningRecord.from_json(raw, workload).trace)
+                except Exception:  # noqa: BLE001 - a record that no longer replays keeps its line
+                    continue
+            workloads, raw_records = self._index
+            records = []
+            for index in range(len(workloads)):
+                for raw in raw_records.get(index, []):
+                    key = keys.get(id(raw))
+                    if key in run_secs:
+                        if run_secs[key] is None:
+                            dropped += 1
+                            continue
+                        raw = [raw[0], [float(t) for t in run_secs[key]], *raw[2:]]
+                        updated += 1
+                    records.append((index, raw))
+            self._rewrite(workloads, records)
+        return updated, dropped
 
     def prune(self, keep: Iterable[tirx.PrimFunc]) -> tuple[int, int]:
         """Drop the records of every workload that is none of `keep` (records of workloads that no
         longer exist once a PrimFunc changes); both files are rewritten whole and replaced
         atomically, so an interruption leaves the old database. Returns (records kept, dropped)."""
         wanted = {str(tvm_ffi.structural_hash(ms.tune_context._normalize_mod(func))) for func in keep}
-        workloads, raw_records = self._index
-        lines, records, kept, dropped = [], [], 0, 0
-        for index, workload in enumerate(workloads):
-            raws = raw_records.get(index, [])
-            if workload[0] not in wanted:
-                dropped += len(raws)
-                continue
-            records += [json.dumps([len(lines), raw], separators=(",", ":")) for raw in raws]
-            kept += len(raws)
-            lines.append(json.dumps(workload, separators=(",", ":")))
-        for name, content in ((WORKLOADS_FILE, lines), (RECORDS_FILE, records)):
-            tmp = self.path / f".{name}.prune"
-            tmp.write_text("".join(line + "\n" for line in content))
-            os.replace(tmp, self.path / name)
-        self._db = None
-        self._load_index()
+        with self._writing():
+            workloads, raw_records = self._index
+            lines, records, kept, dropped = [], [], 0, 0
+            for index, workload in enumerate(workloads):
+                raws = raw_records.get(index, [])
+                if workload[0] not in wanted:
+                    dropped += len(raws)
+                    continue
+                records += [(len(lines), raw) for raw in raws]
+                kept += len(raws)
+                lines.append(workload)
+            self._rewrite(lines, records)
         return kept, dropped
 
     def merge_from(self, other: ms.database.Database, skip: set[str] = frozenset(),

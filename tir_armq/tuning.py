@@ -205,6 +205,30 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, k
     return copied
 
 
+def _remeasure(db: TargetDatabase, task: Task, tvm_target, builder, runner, top: int) -> tuple[int, int]:
+    """Measure the task's `top` best stored records again with this run's builder and runner and
+    store the new times in place (a record that no longer builds or runs is dropped): records
+    measured with an earlier cost method rank against the others no more (they kept their time).
+    Returns (records updated, dropped)."""
+    records = db.records(task.func, limit=top)
+    if not records:
+        return 0, 0
+    schedules = []
+    for rec in records:
+        sch = schedule_of_copy(task.func)
+        rec.trace.apply_to_schedule(sch, remove_postproc=False)
+        schedules.append(sch)
+    args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
+    built = builder.build([ms.builder.BuilderInput(sch.mod, tvm_target) for sch in schedules])
+    futures = iter(runner.run([ms.runner.RunnerInput(b.artifact_path, "cpu", args_info)
+                               for b in built if not b.error_msg]))
+    run_secs = {}
+    for rec, b in zip(records, built):
+        result = None if b.error_msg else next(futures).result()
+        run_secs[str(rec.trace)] = list(result.run_secs) if result is not None and result.run_secs else None
+    return db.update_run_secs(task.func, run_secs)
+
+
 def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
     return design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
 
@@ -236,8 +260,10 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
 
 
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
-         boards: RpcBoards | None = None, seed: int = 0) -> TargetDatabase:
-    """Tune every task with `trials` candidates; progress and per-task best on stderr."""
+         boards: RpcBoards | None = None, seed: int = 0, remeasure: int = 0) -> TargetDatabase:
+    """Tune every task with `trials` candidates; progress and per-task best on stderr. With
+    `remeasure`, each task's best `remeasure` stored records are measured again first (after the
+    cost method changed), and the task is then tuned as usual if it has fewer than `trials`."""
     if target.isa not in ("aarch64", "armv7"):
         raise ValueError(f"target: tuning builds aarch64 or armv7 kernels, not {target.isa!r} ({target.name!r})")
     register_intrinsics()
@@ -246,8 +272,17 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
     start = time.monotonic()
     failed = []
     for i, task in enumerate(tasks, 1):
-        have = db.count(task.func)
         head = f"[tune {i}/{len(tasks)}, {time.monotonic() - start:.0f} s] {task.name}"
+        if remeasure:
+            before = db.best_seconds(task.func)
+            updated, dropped = _remeasure(db, task, tvm_target, board_builder(target.isa),
+                                          _runner(boards, target, cpu, str(task.func.attrs["global_symbol"])),
+                                          remeasure)
+            after = db.best_seconds(task.func)
+            print(f"{head}: {updated} records measured again ({dropped} dropped), best "
+                  f"{before * 1e6 if before else float('nan'):.1f} -> {after * 1e6 if after else float('nan'):.1f} us",
+                  file=sys.stderr, flush=True)
+        have = db.count(task.func)
         size = space_size(task.func)
         if have >= (trials if size is None else min(trials, size)):
             print(f"{head}: {have} records stored, skipped", file=sys.stderr, flush=True)
