@@ -192,17 +192,30 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, k
         run_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
         copied.add(str(rec.trace))
     args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
-    for sch in start_points(task.func, tvm_target):
-        if str(sch.trace) in copied:
-            continue
+    points = [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in copied]
+    for sch, run_secs in zip(points, _measure(points, task.func, tvm_target, builder, runner)):
+        if run_secs:
+            run_db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, run_secs, tvm_target, args_info))
+    return copied
+
+
+def _measure(schedules: list[s_tir.Schedule], func: tirx.PrimFunc, tvm_target, builder, runner) -> list[list | None]:
+    """Build and run each schedule as the search's own candidates are (one at a time: a builder
+    or runner failure costs that candidate only); its measured times, or None if it failed."""
+    args_info = ms.arg_info.ArgInfo.from_prim_func(func)
+    times = []
+    for sch in schedules:
         (built,) = builder.build([ms.builder.BuilderInput(sch.mod, tvm_target)])
         if built.error_msg:
+            times.append(None)
             continue
-        (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
-        result = future.result()
-        if result.run_secs:
-            run_db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, result.run_secs, tvm_target, args_info))
-    return copied
+        try:
+            (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
+            result = future.result()
+        finally:
+            ms.utils.remove_build_dir(built.artifact_path)  # MetaSchedule's search does the same for its own
+        times.append(list(result.run_secs) if result.run_secs else None)
+    return times
 
 
 def _remeasure(db: TargetDatabase, task: Task, tvm_target, builder, runner, top: int) -> tuple[int, int]:
@@ -218,14 +231,8 @@ def _remeasure(db: TargetDatabase, task: Task, tvm_target, builder, runner, top:
         sch = schedule_of_copy(task.func)
         rec.trace.apply_to_schedule(sch, remove_postproc=False)
         schedules.append(sch)
-    args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
-    built = builder.build([ms.builder.BuilderInput(sch.mod, tvm_target) for sch in schedules])
-    futures = iter(runner.run([ms.runner.RunnerInput(b.artifact_path, "cpu", args_info)
-                               for b in built if not b.error_msg]))
-    run_secs = {}
-    for rec, b in zip(records, built):
-        result = None if b.error_msg else next(futures).result()
-        run_secs[str(rec.trace)] = list(result.run_secs) if result is not None and result.run_secs else None
+    times = _measure(schedules, task.func, tvm_target, builder, runner)
+    run_secs = {str(rec.trace): secs for rec, secs in zip(records, times)}
     return db.update_run_secs(task.func, run_secs)
 
 
