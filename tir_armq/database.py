@@ -248,11 +248,15 @@ class TargetDatabase:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _rewrite(self, workloads: list, records: list[tuple[int, list]]) -> None:
-        """Replace both files whole and atomically (an interruption leaves the old database)."""
+        """Replace both files whole, each atomically, both written before either is replaced (an
+        interruption while writing leaves the old database)."""
+        written = []
         for name, content in ((WORKLOADS_FILE, workloads), (RECORDS_FILE, [list(r) for r in records])):
             tmp = self.path / f".{name}.new"
             tmp.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in content))
-            os.replace(tmp, self.path / name)
+            written.append((tmp, self.path / name))
+        for tmp, path in written:
+            os.replace(tmp, path)
         self._load_index()
 
     def update_run_secs(self, func: tirx.PrimFunc, run_secs: dict[str, list[float] | None]) -> tuple[int, int]:
