@@ -188,9 +188,7 @@ class TargetDatabase:
         records = self.records(func, limit=1)
         if not records:
             return None
-        sch = schedule_of_copy(func)
-        records[0].trace.apply_to_schedule(sch, remove_postproc=False)
-        return sch
+        return replayed(records[0], func)
 
     def best_seconds(self, func: tirx.PrimFunc) -> float | None:
         records = self.records(func, limit=1)
@@ -335,6 +333,13 @@ def schedule_of_copy(func: tirx.PrimFunc) -> s_tir.Schedule:
     rewrites the PrimFunc it was given in place from its first split on (TVM 0.27; MetaSchedule's
     own search does not), and `func` is the caller's, often a tuning task's."""
     return s_tir.Schedule(ms.tune_context._normalize_mod(tvm.ir.load_json(tvm.ir.save_json(func))))
+
+
+def replayed(record: ms.database.TuningRecord, func: tirx.PrimFunc) -> s_tir.Schedule:
+    """`record`'s trace replayed on a copy of `func` (the schedule it was measured as)."""
+    sch = schedule_of_copy(func)
+    record.trace.apply_to_schedule(sch, remove_postproc=False)
+    return sch
 
 
 def _replays(trace, func: tirx.PrimFunc) -> bool:

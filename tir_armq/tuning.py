@@ -18,7 +18,7 @@ from pathlib import Path
 from tvm import s_tir, tirx
 from tvm.s_tir import meta_schedule as ms
 
-from .database import TargetDatabase, schedule_of_copy
+from .database import TargetDatabase, replayed, schedule_of_copy
 from .measure.mca import CPU_MODELS
 from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
@@ -226,11 +226,7 @@ def _remeasure(db: TargetDatabase, task: Task, tvm_target, builder, runner, top:
     records = db.records(task.func, limit=top)
     if not records:
         return 0, 0
-    schedules = []
-    for rec in records:
-        sch = schedule_of_copy(task.func)
-        rec.trace.apply_to_schedule(sch, remove_postproc=False)
-        schedules.append(sch)
+    schedules = [replayed(rec, task.func) for rec in records]
     times = _measure(schedules, task.func, tvm_target, builder, runner)
     run_secs = {str(rec.trace): secs for rec, secs in zip(records, times)}
     return db.update_run_secs(task.func, run_secs)
@@ -280,11 +276,12 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
     failed = []
     for i, task in enumerate(tasks, 1):
         head = f"[tune {i}/{len(tasks)}, {time.monotonic() - start:.0f} s] {task.name}"
+        # Cheap to make (the board guest starts on the first measurement): one pair per task.
+        builder = board_builder(target.isa)
+        runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
         if remeasure:
             before = db.best_seconds(task.func)
-            updated, dropped = _remeasure(db, task, tvm_target, board_builder(target.isa),
-                                          _runner(boards, target, cpu, str(task.func.attrs["global_symbol"])),
-                                          remeasure)
+            updated, dropped = _remeasure(db, task, tvm_target, builder, runner, remeasure)
             after = db.best_seconds(task.func)
             print(f"{head}: {updated} records measured again ({dropped} dropped), best "
                   f"{before * 1e6 if before else float('nan'):.1f} -> {after * 1e6 if after else float('nan'):.1f} us",
@@ -297,8 +294,6 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
         work = db.path / ".work" / task.name
         shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
         work.mkdir(parents=True)
-        builder = board_builder(target.isa)
-        runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
         run_db = ms.database.JSONDatabase(work_dir=str(work))
         copied = _seed(run_db, db, task, tvm_target, builder, runner)
         budget = trials - have
