@@ -142,7 +142,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="depthwise", choices=["depthwise", "conv", "all"])
     p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53, armv7 (cortex-a7, "
                    "under qemu-arm)")
-    p.add_argument("--trials", type=int, default=64, help="candidates per workload (default 64)")
+    p.add_argument("--trials", type=int, default=64,
+                   help="candidates per workload (default 64; 0: the design spaces' start points only)")
     p.add_argument("--path", default="all", choices=["int8", "int16", "all"], help="depthwise multiply paths")
     p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
                    help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")

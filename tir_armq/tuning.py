@@ -179,12 +179,13 @@ def _runner(boards: RpcBoards | None, target: ArmTarget, cpu: str | None, symbol
                                f_alloc_argument=host_filled_arguments)
 
 
-def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, keep: int = 8) -> set[str]:
+def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, points: list[s_tir.Schedule],
+          keep: int = 8) -> set[str]:
     """Give the evolutionary search measured starting points: it picks its first population from
     the database's best records, not from the design spaces' own decisions. So the run's database
     gets the target database's best records of this workload (a resumed run goes on from them) and
-    the design spaces' start points (`start_points`), measured with the run's own builder and runner.
-    Returns the copied records' traces, which are not merged back (they are stored already)."""
+    the design spaces' start points not stored yet (`points`), measured with the run's own builder
+    and runner. Returns the copied records' traces, which are not merged back (they are stored already)."""
     mod = ms.tune_context._normalize_mod(task.func)
     workload = run_db.commit_workload(mod)
     copied = set()
@@ -192,7 +193,6 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, k
         run_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
         copied.add(str(rec.trace))
     args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
-    points = [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in copied]
     for sch, run_secs in zip(points, _measure(points, task.func, tvm_target, builder, runner)):
         if run_secs:
             run_db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, run_secs, tvm_target, args_info))
@@ -200,21 +200,28 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, k
 
 
 def _measure(schedules: list[s_tir.Schedule], func: tirx.PrimFunc, tvm_target, builder, runner) -> list[list | None]:
-    """Build and run each schedule as the search's own candidates are (one at a time: a builder
-    or runner failure costs that candidate only); its measured times, or None if it failed."""
+    """Build and run each schedule as the search's own candidates are; its measured times, or None
+    if it failed (a failed build or run costs that candidate only). Built in one call: MetaSchedule's
+    LocalBuilder starts its worker processes anew for every call (~40 s on a loaded 2-core host,
+    for a candidate that takes ~2 s to build)."""
+    if not schedules:
+        return []
     args_info = ms.arg_info.ArgInfo.from_prim_func(func)
+    built = builder.build([ms.builder.BuilderInput(sch.mod, tvm_target) for sch in schedules])
     times = []
-    for sch in schedules:
-        (built,) = builder.build([ms.builder.BuilderInput(sch.mod, tvm_target)])
-        if built.error_msg:
-            times.append(None)
-            continue
-        try:
-            (future,) = runner.run([ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])
-            result = future.result()
-        finally:
-            ms.utils.remove_build_dir(built.artifact_path)  # MetaSchedule's search does the same for its own
-        times.append(list(result.run_secs) if result.run_secs else None)
+    try:
+        for result in built:
+            if result.error_msg:
+                times.append(None)
+                continue
+            (future,) = runner.run([ms.runner.RunnerInput(result.artifact_path, "cpu", args_info)])
+            run = future.result()
+            ms.utils.remove_build_dir(result.artifact_path)  # MetaSchedule's search does the same for its own
+            times.append(list(run.run_secs) if run.run_secs else None)
+    finally:
+        for result in built[len(times):]:  # a runner that raised: the rest are not run
+            if not result.error_msg:
+                ms.utils.remove_build_dir(result.artifact_path)
     return times
 
 
@@ -264,11 +271,14 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
 
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
          boards: RpcBoards | None = None, seed: int = 0, remeasure: int = 0) -> TargetDatabase:
-    """Tune every task with `trials` candidates; progress and per-task best on stderr. With
+    """Tune every task with `trials` candidates (0: its start points only, see `start_points`);
+    progress and per-task best on stderr. With
     `remeasure`, each task's best `remeasure` stored records are measured again first (after the
     cost method changed), and the task is then tuned as usual if it has fewer than `trials`."""
     if target.isa not in ("aarch64", "armv7"):
         raise ValueError(f"target: tuning builds aarch64 or armv7 kernels, not {target.isa!r} ({target.name!r})")
+    if trials < 0:
+        raise ValueError(f"trials: a number of candidates per workload, 0 or more, got {trials}")
     register_intrinsics()
     tvm_target = target.tvm_target()
     db = TargetDatabase(db_root, target, create=True)
@@ -288,15 +298,20 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
                   file=sys.stderr, flush=True)
         have = db.count(task.func)
         size = space_size(task.func)
-        if have >= (trials if size is None else min(trials, size)):
+        # A start point not stored yet (a design space added since the last run) is measured even
+        # when the task has its trials: the search would otherwise never see the new space.
+        stored = {str(rec.trace) for rec in db.records(task.func)}
+        points = [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in stored]
+        done = have >= (trials if size is None else min(trials, size))
+        if done and not points:
             print(f"{head}: {have} records stored, skipped", file=sys.stderr, flush=True)
             continue
         work = db.path / ".work" / task.name
         shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
         work.mkdir(parents=True)
         run_db = ms.database.JSONDatabase(work_dir=str(work))
-        copied = _seed(run_db, db, task, tvm_target, builder, runner)
-        budget = trials - have
+        copied = _seed(run_db, db, task, tvm_target, builder, runner, points)
+        budget = 0 if done else trials - have
         if size is not None:
             # MetaSchedule's search never ends once every candidate is measured: ask for no more
             # than are left (the seeded records count as measured; duplicates only lower this).
