@@ -99,37 +99,51 @@ class _DoneFuture(PyRunnerFuture):
         return self.future.result()
 
 
-@derived_object
-class CycleEstimateRunner(PyRunner):
-    """Runs each candidate under qemu with the counting plugin; reports estimated cycles on `model`
-    as seconds at `hz`. A candidate that crashes or hangs gets an error result; tuning goes on."""
+class _EstimateRunner(PyRunner):
+    """What the cycle-estimate runners share: candidates measured on a thread pool, and a candidate
+    that crashes or hangs gets an error result (tuning goes on). Subclasses say how one is costed."""
 
-    def __init__(self, model: CpuModel = CORTEX_A72, hz: float = NOMINAL_HZ, max_workers: int = 1,
-                 timeout_sec: float = 300.0) -> None:
+    def __init__(self, hz: float, max_workers: int, timeout_sec: float) -> None:
         super().__init__()
-        self.model = model
         self.hz = hz
         self.timeout_sec = timeout_sec
         self.pool = ThreadPoolExecutor(max_workers=max_workers)
-        self._guests = threading.local()  # one long-lived guest per worker thread
 
     def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
         return [_DoneFuture(self.pool.submit(self._measure, inp)) for inp in runner_inputs]
 
     def _measure(self, inp: RunnerInput) -> RunnerResult:
-        guest = getattr(self._guests, "guest", None)
-        if guest is None:
-            guest = self._guests.guest = CountingGuest(self.model, timeout=self.timeout_sec)
         try:
-            # Kernels are data-independent and deterministic: one warm-up and one counted call suffice.
-            cost = guest.measure(inp.artifact_path, ENTRY, arguments_for(inp.args_info), warmup=1, calls=1)
+            cost = self._cost(inp.artifact_path, arguments_for(inp.args_info))
         except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
-            return RunnerResult(None, f"CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
+            return RunnerResult(None, f"{type(self).__name__}: {type(err).__name__}: {err}"[:4000])
         return RunnerResult([cost.seconds(self.hz)], None)
+
+    def _cost(self, artifact_path: str, args: list[np.ndarray]):
+        raise NotImplementedError
 
 
 @derived_object
-class Armv7CycleEstimateRunner(PyRunner):
+class CycleEstimateRunner(_EstimateRunner):
+    """Runs each candidate under qemu with the counting plugin; reports estimated cycles on `model`
+    as seconds at `hz`. A candidate that crashes or hangs gets an error result; tuning goes on."""
+
+    def __init__(self, model: CpuModel = CORTEX_A72, hz: float = NOMINAL_HZ, max_workers: int = 1,
+                 timeout_sec: float = 300.0) -> None:
+        super().__init__(hz, max_workers, timeout_sec)
+        self.model = model
+        self._guests = threading.local()  # one long-lived guest per worker thread
+
+    def _cost(self, artifact_path: str, args: list[np.ndarray]):
+        guest = getattr(self._guests, "guest", None)
+        if guest is None:
+            guest = self._guests.guest = CountingGuest(self.model, timeout=self.timeout_sec)
+        # Kernels are data-independent and deterministic: one warm-up and one counted call suffice.
+        return guest.measure(artifact_path, ENTRY, args, warmup=1, calls=1)
+
+
+@derived_object
+class Armv7CycleEstimateRunner(_EstimateRunner):
     """`CycleEstimateRunner` for armv7 candidates: each runs under qemu-arm in the C harness with the
     counting plugin, ranked by the Cortex-A7 stand-in model's cycles (`CORTEX_A7_PROXY`). The harness
     calls a symbol, not a module's entry: `symbol` is the PrimFunc's global symbol. A candidate that
@@ -139,22 +153,12 @@ class Armv7CycleEstimateRunner(PyRunner):
         from .armv7_cost import NOMINAL_HZ_A7
         from .mca import CORTEX_A7_PROXY, BlockCostCache
 
-        super().__init__()
+        super().__init__(hz or NOMINAL_HZ_A7, max_workers, timeout_sec)
         self.symbol = symbol
-        self.hz = hz or NOMINAL_HZ_A7
-        self.timeout_sec = timeout_sec
         self.cache = BlockCostCache(CORTEX_A7_PROXY)
-        self.pool = ThreadPoolExecutor(max_workers=max_workers)
 
-    def run(self, runner_inputs: list[RunnerInput]) -> list[RunnerFuture]:
-        return [_DoneFuture(self.pool.submit(self._measure, inp)) for inp in runner_inputs]
-
-    def _measure(self, inp: RunnerInput) -> RunnerResult:
+    def _cost(self, artifact_path: str, args: list[np.ndarray]):
         from .armv7_cost import measure_armv7_kernel
 
-        try:
-            cost = measure_armv7_kernel(inp.artifact_path, self.symbol, arguments_for(inp.args_info), warmup=1,
-                                        calls=1, timeout=self.timeout_sec, cache=self.cache)
-        except Exception as err:  # noqa: BLE001 - any failure of one candidate is its result
-            return RunnerResult(None, f"Armv7CycleEstimateRunner: {type(err).__name__}: {err}"[:4000])
-        return RunnerResult([cost.seconds(self.hz)], None)
+        return measure_armv7_kernel(artifact_path, self.symbol, args, warmup=1, calls=1,
+                                    timeout=self.timeout_sec, cache=self.cache)
