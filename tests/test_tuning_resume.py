@@ -42,3 +42,31 @@ def test_a_design_space_added_since_the_last_run_gets_its_start_points_measured(
 def test_a_negative_budget_is_refused(tmp_path):
     with pytest.raises(ValueError, match="trials"):
         tune([], AARCH64_A72, tmp_path, trials=-1)
+
+
+def test_a_changed_workload_starts_from_the_records_of_its_earlier_version(tmp_path, monkeypatch):
+    """The layer's PrimFunc changed (here: another data zero point, a constant of its body) since it
+    was tuned: its best earlier records are replayed on the new one and measured again; another
+    layer's records are not taken."""
+    from tir_armq import tuning
+
+    before = depthwise_spec(**LAYER, data_zero_point=5).prim_func("int8")
+    now = Task("changed.int8.int8", depthwise_spec(**LAYER, data_zero_point=-3).prim_func("int8"))
+    other = depthwise_spec(**dict(LAYER, data_shape=(1, 8, 8, 16), weight_shape=(1, 3, 3, 16))).prim_func("int8")
+    db = TargetDatabase(tmp_path, AARCH64_A72, create=True)
+    tiles = {}
+    for func in (before, other):
+        for tile in (1, 2):  # the first design space with 1 and 2 pixels per tile (not its start point)
+            sch = tuning.schedule_of_copy(func)
+            trace = depthwise_space.DepthwiseSpace().design_spaces(sch.copy(), AARCH64_A72.tvm_target())[0].trace
+            tile_inst = [i for i in trace.insts if i.kind.name == "SamplePerfectTile"][1]
+            trace.with_decision(tile_inst, [8 // tile, tile], remove_postproc=True).apply_to_schedule(
+                sch, remove_postproc=True)
+            db.commit(func, sch, 1e-6 * tile)
+            tiles.setdefault(func.same_as(before), []).append(str(sch.trace))
+    monkeypatch.setattr(tuning, "start_points", lambda func, target: [])  # the carried records only
+    tune([now], AARCH64_A72, tmp_path, trials=0)
+    carried = TargetDatabase(tmp_path, AARCH64_A72).records(now.func)
+    assert {str(rec.trace) for rec in carried} == set(tiles[True])
+    assert all(rec.run_secs[0] > 2e-6 for rec in carried), "measured again, not the earlier times"
+    assert TargetDatabase(tmp_path, AARCH64_A72).count(before) == 2  # the earlier version's are kept

@@ -92,6 +92,7 @@ class TargetDatabase:
         for_isa(target.isa)
         self._db: ms.database.JSONDatabase | None = None
         self._index: tuple[list, dict] | None = None
+        self._signatures: dict[int, str] = {}  # workload line -> `_signature` of its PrimFunc
         self._load_index()
 
     @property
@@ -127,6 +128,7 @@ class TargetDatabase:
                                             "workload; left untouched")
                     records.setdefault(value[0], []).append(value[1])
         self._index = (workloads, records)
+        self._signatures = {}  # line numbers may have changed (a rewrite)
 
     def _check_meta(self, meta: Path) -> None:
         try:
@@ -178,6 +180,40 @@ class TargetDatabase:
                 warnings.warn(f"{self.path / RECORDS_FILE}: a record of this workload no longer replays, "
                               f"skipped ({str(err).strip().splitlines()[-1][:120]})", stacklevel=2)
         return found
+
+    def earlier_versions(self, func: tirx.PrimFunc) -> list[ms.database.TuningRecord]:
+        """Records of this target for earlier versions of `func`'s workload, best first: stored
+        workloads with its arguments (names, shapes, dtypes) and attributes (op, multiply path,
+        requantize promises) but another body: the same layer before its PrimFunc changed (or a
+        layer of the same shapes with other constants, e.g. another model's data zero point: as
+        good a start). Each is parsed against its own workload (its trace as measured then); what
+        the caller wants is the trace, to replay on `func` and measure again (`tuning.tune` does)."""
+        mod = ms.tune_context._normalize_mod(func)
+        wanted, shash = _signature(mod), str(tvm_ffi.structural_hash(mod))
+        workloads, raw_records = self._index
+        found = []
+        for index, (line_hash, _) in enumerate(workloads):
+            if line_hash == shash or index not in raw_records:
+                continue
+            try:
+                if index not in self._signatures:
+                    self._signatures[index] = _signature(ms.database.Workload.from_json(workloads[index]).mod)
+                if self._signatures[index] != wanted:
+                    continue
+                workload = ms.database.Workload.from_json(workloads[index])
+            except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
+                raise DatabaseError(f"{self.path}: MetaSchedule could not read a workload: {err}") from None
+            for raw in raw_records[index]:
+                run_secs, target = raw[1], raw[2]
+                if not (run_secs and target is not None
+                        and _target_key(tvm.target.Target(target)) == _target_key(self.tvm_target)):
+                    continue
+                try:
+                    found.append((sum(run_secs) / len(run_secs), ms.database.TuningRecord.from_json(raw, workload)))
+                except Exception:  # noqa: BLE001 - a record its own workload no longer replays: none to carry
+                    continue
+        found.sort(key=lambda item: item[0])
+        return [rec for _, rec in found]
 
     def count(self, func: tirx.PrimFunc) -> int:
         """How many records this target has for the workload (none parsed)."""
@@ -316,6 +352,16 @@ class TargetDatabase:
                 if str(rec.trace) not in skip and rec.target is not None and _target_key(rec.target) == key
                 and rec.run_secs and (func is None or _replays(rec.trace, func))]
         return self._append_records(func, kept)
+
+
+def _signature(mod: tvm.IRModule) -> str:
+    """What identifies a workload's layer across versions of its PrimFunc: the arguments of its
+    main function (names, shapes, dtypes) and its attributes."""
+    func = mod["main"]
+    args = [[str(param.name), *map(str, info.as_json())]
+            for param, info in zip(func.params, ms.arg_info.ArgInfo.from_prim_func(func))]
+    attrs = sorted((str(k), str(v)) for k, v in (func.attrs or {}).items())
+    return json.dumps([args, attrs])
 
 
 def _json_lines(path: Path) -> list:

@@ -3,7 +3,9 @@ merged into the target's database.
 
 Each task tunes in a scratch work folder; only when it ends are its records appended to the
 target database, so an interrupted run loses at most the task in flight and never damages what is
-stored. A re-run skips workloads that already have `trials` records for the target (resume).
+stored. A re-run skips workloads that already have `trials` records for the target (resume); a
+workload whose PrimFunc changed since its records were made starts from the best of them, measured
+again (`_carried_over`).
 A candidate that crashes or hangs the board is a failed measurement; tuning goes on.
 """
 
@@ -225,6 +227,24 @@ def _measure(schedules: list[s_tir.Schedule], func: tirx.PrimFunc, tvm_target, b
     return times
 
 
+def _carried_over(db: TargetDatabase, func: tirx.PrimFunc, keep: int = 8) -> list[s_tir.Schedule]:
+    """The `keep` best records of earlier versions of the workload (`TargetDatabase.earlier_versions`:
+    the same layer before its PrimFunc changed) replayed on `func`, those that replay: what was
+    learnt tuning it is not lost, and each is measured again as the workload is now."""
+    schedules, seen = [], set()
+    for rec in db.earlier_versions(func):
+        if len(schedules) == keep:
+            break
+        if str(rec.trace) in seen:
+            continue
+        seen.add(str(rec.trace))
+        try:
+            schedules.append(replayed(rec, func))
+        except Exception:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit
+            continue
+    return schedules
+
+
 def _remeasure(db: TargetDatabase, task: Task, tvm_target, builder, runner, top: int) -> tuple[int, int]:
     """Measure the task's `top` best stored records again with this run's builder and runner and
     store the new times in place (a record that no longer builds or runs is dropped): records
@@ -301,7 +321,12 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
         # A start point not stored yet (a design space added since the last run) is measured even
         # when the task has its trials: the search would otherwise never see the new space.
         stored = {str(rec.trace) for rec in db.records(task.func)}
-        points = [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in stored]
+        carried = _carried_over(db, task.func) if not have else []
+        if carried:
+            print(f"{head}: {len(carried)} best records of an earlier version of the workload carried over "
+                  "(measured again)", file=sys.stderr, flush=True)
+        stored |= {str(sch.trace) for sch in carried}
+        points = carried + [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in stored]
         done = have >= (trials if size is None else min(trials, size))
         if done and not points:
             print(f"{head}: {have} records stored, skipped", file=sys.stderr, flush=True)
