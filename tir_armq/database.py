@@ -92,7 +92,7 @@ class TargetDatabase:
         for_isa(target.isa)
         self._db: ms.database.JSONDatabase | None = None
         self._index: tuple[list, dict] | None = None
-        self._signatures: dict[int, str] = {}  # workload line -> `_signature` of its PrimFunc
+        self._signatures: dict[str, str] = {}  # a workload's JSON -> `_signature` of its PrimFunc
         self._load_index()
 
     @property
@@ -128,7 +128,6 @@ class TargetDatabase:
                                             "workload; left untouched")
                     records.setdefault(value[0], []).append(value[1])
         self._index = (workloads, records)
-        self._signatures = {}  # line numbers may have changed (a rewrite)
 
     def _check_meta(self, meta: Path) -> None:
         try:
@@ -196,9 +195,10 @@ class TargetDatabase:
             if line_hash == shash or index not in raw_records:
                 continue
             try:
-                if index not in self._signatures:
-                    self._signatures[index] = _signature(ms.database.Workload.from_json(workloads[index]).mod)
-                if self._signatures[index] != wanted:
+                encoded = workloads[index][1]
+                if encoded not in self._signatures:
+                    self._signatures[encoded] = _signature(ms.database.Workload.from_json(workloads[index]).mod)
+                if self._signatures[encoded] != wanted:
                     continue
                 workload = ms.database.Workload.from_json(workloads[index])
             except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
