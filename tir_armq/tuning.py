@@ -186,8 +186,9 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, p
     """Give the evolutionary search measured starting points: it picks its first population from
     the database's best records, not from the design spaces' own decisions. So the run's database
     gets the target database's best records of this workload (a resumed run goes on from them) and
-    the design spaces' start points not stored yet (`points`), measured with the run's own builder
-    and runner. Returns the copied records' traces, which are not merged back (they are stored already)."""
+    `points` measured with the run's own builder and runner: the records carried over from an
+    earlier version of the workload and the design spaces' start points not stored yet. Returns the
+    copied records' traces, which are not merged back (they are stored already)."""
     mod = ms.tune_context._normalize_mod(task.func)
     workload = run_db.commit_workload(mod)
     copied = set()
@@ -292,9 +293,9 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
          boards: RpcBoards | None = None, seed: int = 0, remeasure: int = 0) -> TargetDatabase:
     """Tune every task with `trials` candidates (0: its start points only, see `start_points`);
-    progress and per-task best on stderr. With
-    `remeasure`, each task's best `remeasure` stored records are measured again first (after the
-    cost method changed), and the task is then tuned as usual if it has fewer than `trials`."""
+    progress and per-task best on stderr. With `remeasure`, each task's best `remeasure` stored
+    records are measured again first (after the cost method changed), and the task is then tuned as
+    usual if it has fewer than `trials`."""
     if target.isa not in ("aarch64", "armv7"):
         raise ValueError(f"target: tuning builds aarch64 or armv7 kernels, not {target.isa!r} ({target.name!r})")
     if trials < 0:
