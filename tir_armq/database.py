@@ -146,7 +146,7 @@ class TargetDatabase:
         workload, fastest first; nothing parsed but the matching workloads."""
         mod = ms.tune_context._normalize_mod(func)
         workloads, raw_records = self._index
-        shash, key = str(tvm_ffi.structural_hash(mod)), _target_key(self.tvm_target)
+        shash = str(tvm_ffi.structural_hash(mod))
         found = []
         for index, (line_hash, _) in enumerate(workloads):
             if line_hash != shash or index not in raw_records:
@@ -155,14 +155,17 @@ class TargetDatabase:
                 workload = ms.database.Workload.from_json(workloads[index])
                 if not tvm_ffi.structural_equal(workload.mod, mod):
                     continue
-                for raw in raw_records[index]:
-                    run_secs, target = raw[1], raw[2]
-                    if run_secs and target is not None and _target_key(tvm.target.Target(target)) == key:
-                        found.append((sum(run_secs) / len(run_secs), raw, workload))
+                found += [(secs, raw, workload) for secs, raw in self._measured_here(raw_records[index])]
             except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
                 raise DatabaseError(f"{self.path}: MetaSchedule could not read the records of a workload: {err}") from None
         found.sort(key=lambda item: item[0])
         return found
+
+    def _measured_here(self, raws: list[list]) -> list[tuple[float, list]]:
+        """(mean measured time, raw record) of those of `raws` measured on this target."""
+        key = _target_key(self.tvm_target)
+        return [(sum(raw[1]) / len(raw[1]), raw) for raw in raws
+                if raw[1] and raw[2] is not None and _target_key(tvm.target.Target(raw[2])) == key]
 
     def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
         """Records of this workload for this target, best first (fastest mean measured time); the
@@ -195,21 +198,18 @@ class TargetDatabase:
             if line_hash == shash or index not in raw_records:
                 continue
             try:
-                encoded = workloads[index][1]
+                encoded, workload = workloads[index][1], None
                 if encoded not in self._signatures:
-                    self._signatures[encoded] = _signature(ms.database.Workload.from_json(workloads[index]).mod)
+                    workload = ms.database.Workload.from_json(workloads[index])
+                    self._signatures[encoded] = _signature(workload.mod)
                 if self._signatures[encoded] != wanted:
                     continue
-                workload = ms.database.Workload.from_json(workloads[index])
+                workload = workload or ms.database.Workload.from_json(workloads[index])
             except Exception as err:  # noqa: BLE001 - TVM raises several error types for bad contents
                 raise DatabaseError(f"{self.path}: MetaSchedule could not read a workload: {err}") from None
-            for raw in raw_records[index]:
-                run_secs, target = raw[1], raw[2]
-                if not (run_secs and target is not None
-                        and _target_key(tvm.target.Target(target)) == _target_key(self.tvm_target)):
-                    continue
+            for secs, raw in self._measured_here(raw_records[index]):
                 try:
-                    found.append((sum(run_secs) / len(run_secs), ms.database.TuningRecord.from_json(raw, workload)))
+                    found.append((secs, ms.database.TuningRecord.from_json(raw, workload)))
                 except Exception:  # noqa: BLE001 - a record its own workload no longer replays: none to carry
                     continue
         found.sort(key=lambda item: item[0])
