@@ -13,6 +13,9 @@ Thumb block with a 16-bit instruction has fewer) and disassembled as Thumb. A Th
 only of 32-bit instructions cannot be told apart that way and is taken as ARM: a harmless error
 for the kernels measured here, which run no libc code at all in the region.
 
+ARM blocks qemu split where straight-line code goes on are costed whole, as on AArch64
+(`cost.basic_blocks`; the A32 branch decoding is here). Thumb blocks are costed as qemu gave them.
+
 Cycle estimate: see `tir_armq.measure.mca` (`CORTEX_A7_PROXY`: LLVM 14 has no Cortex-A7 model, so
 the cortex-a57 AArch32 model stands in; it ranks kernels, it does not predict A7 cycle counts).
 """
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..board.armv7 import run_armv7_counted
-from .cost import Cost
+from .cost import Cost, basic_blocks
 from .mca import CORTEX_A7_PROXY, BlockCostCache, CpuModel, thumb_code
 from .plugin import Block, Counts
 
@@ -40,7 +43,34 @@ def block_code(block: Block) -> str:
     """A block's code string for a 32-bit ARM CPU model: plain hex for ARM mode, `thumb_code(...)`
     when the block's size shows Thumb-2 (fewer than 4 bytes per instruction)."""
     code = block.code.hex()
-    return code if len(block.code) == 4 * block.insns else thumb_code(code)
+    return thumb_code(code) if _is_thumb(block) else code
+
+
+def _is_thumb(block: Block) -> bool:
+    return len(block.code) != 4 * block.insns or block.addr % 4 != 0
+
+
+def ends_in_a32_branch(block: Block) -> bool:
+    """The last instruction of an ARM-mode block may leave straight-line code."""
+    w = int.from_bytes(block.code[-4:], "little")
+    if (w >> 25) & 0b111 == 0b101:  # B, BL; and BLX (immediate) under cond 1111
+        return True
+    if w >> 28 == 0b1111:  # unconditional space: NEON, PLD, barriers; none of it branches
+        return False
+    writes_pc = (w >> 12) & 0xF == 0xF
+    load = bool((w >> 20) & 1)
+    return bool((w & 0x0FFFFFD0) == 0x012FFF10  # BX, BLX (register)
+            or ((w >> 25) & 0b111 == 0b100 and load and (w >> 15) & 1)  # LDM with pc: pop {..., pc}
+            or ((w >> 26) & 0b11 == 0b01 and load and writes_pc)  # LDR pc
+            or ((w >> 26) & 0b11 == 0b00 and writes_pc and not (0b1000 <= (w >> 21) & 0xF <= 0b1011))  # ALU into pc
+            or (w >> 24) & 0xF == 0xF)  # SVC
+
+
+def a32_falls_into(block: Block, successor: Block) -> bool:
+    """Straight-line ARM code runs on from `block` into `successor`. Thumb blocks are never joined:
+    their instructions are not decoded here (and a Thumb block made only of 32-bit instructions at
+    a word address passes for ARM, so both ends must look like ARM)."""
+    return not (_is_thumb(block) or _is_thumb(successor) or ends_in_a32_branch(block))
 
 
 def armv7_cost_of_regions(counts: Counts, model: CpuModel = CORTEX_A7_PROXY,
@@ -57,9 +87,9 @@ def armv7_cost_of_regions(counts: Counts, model: CpuModel = CORTEX_A7_PROXY,
     hot = [b for b in counts.block_list if b.execs_in_regions]
     if any(not b.code for b in hot):
         raise RuntimeError("counted run has no machine code for its blocks: run the plugin with bytes=on")
-    codes = {id(b): block_code(b) for b in hot}
-    per_block = cache.costs(codes.values())
-    cycles = sum(b.execs_in_regions * per_block[codes[id(b)]] for b in hot)
+    blocks = basic_blocks(hot, code_of=block_code, falls_into=a32_falls_into)
+    per_block = cache.costs(code for code, _ in blocks)
+    cycles = sum(execs * per_block[code] for code, execs in blocks)
     n = len(counts.regions)
     return Cost(instructions=sum(counts.regions) / n, cycles=cycles / n, cpu=model.name)
 

@@ -8,7 +8,7 @@ import select
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +57,9 @@ def cost_of_regions(counts: Counts, model: CpuModel, cache: BlockCostCache | Non
     return Cost(instructions=sum(counts.regions) / n, cycles=cycles / n, cpu=model.name)
 
 
-def _ends_in_branch(code: bytes) -> bool:
-    """The last AArch64 instruction of `code` transfers control (or traps)."""
-    w = int.from_bytes(code[-4:], "little")
+def _ends_in_branch(block: Block) -> bool:
+    """The last AArch64 instruction of `block` transfers control (or traps)."""
+    w = int.from_bytes(block.code[-4:], "little")
     return ((w & 0x7C000000) == 0x14000000  # B, BL
             or (w & 0xFF000000) == 0x54000000  # B.cond
             or (w & 0x7E000000) in (0x34000000, 0x36000000)  # CBZ/CBNZ, TBZ/TBNZ
@@ -67,15 +67,22 @@ def _ends_in_branch(code: bytes) -> bool:
             or (w & 0xFF000000) == 0xD4000000)  # SVC, BRK
 
 
-def basic_blocks(blocks: list[Block]) -> list[tuple[str, int]]:
-    """(machine code hex, executions) of each executed AArch64 basic block.
+def _falls_into(block: Block, successor: Block) -> bool:
+    return not _ends_in_branch(block)
+
+
+def basic_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambda b: b.code.hex(),
+                 falls_into: Callable[[Block, Block], bool] = _falls_into) -> list[tuple[str, int]]:
+    """(machine code, executions) of each executed basic block.
 
     qemu ends a translation block at a branch, and also where its own buffers fill up: a long
     unrolled loop body (117 + 26 instructions in a depthwise tile) comes as two blocks, the second
     entered by falling through. To the CPU they are one straight-line block, and llvm-mca must see
     them whole: costed apart, the multiply-bound part and the shift-bound part after it cannot overlap.
     So a block that does not end in a branch is joined with the block at its end address when that
-    one runs exactly as often (nothing else enters it).
+    one runs exactly as often (nothing else enters it). `code_of` gives a block's code string for
+    the CPU model and `falls_into(block, successor)` says whether straight-line code runs on from
+    one into the other (AArch64 by default: the block does not end in a branch; A32 in `armv7_cost`).
     """
     by_addr: dict[int, Block] = {}
     for b in sorted(blocks, key=lambda b: -b.execs_in_regions):
@@ -84,17 +91,17 @@ def basic_blocks(blocks: list[Block]) -> list[tuple[str, int]]:
     for b in by_addr.values():
         succ = by_addr.get(b.addr + len(b.code))
         if succ is not None and succ is not b and succ.execs_in_regions == b.execs_in_regions \
-                and not _ends_in_branch(b.code):
+                and falls_into(b, succ):
             nxt[id(b)] = succ
     entered = {id(s) for s in nxt.values()}
-    result = [(b.code.hex(), b.execs_in_regions) for b in blocks if by_addr[b.addr] is not b]
+    result = [(code_of(b), b.execs_in_regions) for b in blocks if by_addr[b.addr] is not b]
     for b in by_addr.values():
         if id(b) in entered:
             continue
-        code, cur = [b.code.hex()], b
+        code, cur = [code_of(b)], b
         while id(cur) in nxt:
             cur = nxt[id(cur)]
-            code.append(cur.code.hex())
+            code.append(code_of(cur))
         result.append(("".join(code), b.execs_in_regions))
     return result
 

@@ -20,6 +20,11 @@ the identity holds on the border, and the products stay 8-bit x 8-bit. Two of th
 
 which LLVM lowers to SMULL/SMLAL on 8-bit lanes (int16 products) and SADDW into int32: half the
 multiplies and half the loads of the int16 path. The result is bit-identical to the int16 path.
+
+The second product of the last pair is guarded by `v_p * 2 + 1 < taps` (an odd tap count, 3x3 and
+5x5, leaves it a phantom `x * 0`): unguarded, LLVM factors the unrolled pair into an int16 MUL.8H of
+the summed, widened data and keeps the zero weight live (a spill in a 16-lane tile); guarded, the
+last pair is a lone SMULL.
 """
 
 from __future__ import annotations
@@ -109,16 +114,20 @@ def build_int8(spec: DepthwiseConv2DSpec) -> tirx.PrimFunc:
                     "int32",
                     T.Cast("int16", data_pad[v_b, v_y * sh + v_p * 2 // kw_ * dh, v_x * sw + v_p * 2 % kw_ * dw, v_c])
                     * T.Cast("int16", weight_vec[v_p, 0, v_c, v_m])
-                    + T.Cast(
-                        "int16",
-                        data_pad[
-                            v_b,
-                            v_y * sh + T.min(v_p * 2 + 1, last) // kw_ * dh,
-                            v_x * sw + T.min(v_p * 2 + 1, last) % kw_ * dw,
-                            v_c,
-                        ],
-                    )
-                    * T.Cast("int16", weight_vec[v_p, 1, v_c, v_m]),
+                    + T.if_then_else(
+                        v_p * 2 + 1 < taps,
+                        T.Cast(
+                            "int16",
+                            data_pad[
+                                v_b,
+                                v_y * sh + T.min(v_p * 2 + 1, last) // kw_ * dh,
+                                v_x * sw + T.min(v_p * 2 + 1, last) % kw_ * dw,
+                                v_c,
+                            ],
+                        )
+                        * T.Cast("int16", weight_vec[v_p, 1, v_c, v_m]),
+                        T.int16(0),
+                    ),
                 )
 
     if not spec.requantizes:
