@@ -3,6 +3,8 @@ decisions (what the evolutionary search does), built for the host, against the n
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tvm
@@ -110,3 +112,48 @@ def test_start_points_include_the_inlined_padding(name):
     for sch in points:
         np.testing.assert_array_equal(_run(sch, spec, arrays), expected, err_msg=str(sch.trace))
 
+
+
+def _accumulations(sch) -> tuple[int, int]:
+    """(accumulator updates whose value tests the padding, those that do not) in `sch` lowered
+    (tvm.compile's TIR passes up to LoopPartition and the unroll after it)."""
+    from tvm import tirx
+
+    lowered = tvm.transform.Sequential([
+        s_tir.transform.LowerInitBlock(), s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(), s_tir.transform.CompactBufferAllocation(),
+        s_tir.transform.LowerMatchBuffer(), s_tir.transform.StmtSimplify(), s_tir.transform.LowerOpaqueBlock(),
+        tirx.transform.FlattenBuffer(), s_tir.transform.LoopPartition(), tirx.transform.VectorizeLoop(),
+        tirx.transform.UnrollLoop(), tirx.transform.StmtSimplify(),
+    ])(sch.mod)
+    updates = [line for line in lowered["main"].script().splitlines()
+               if re.match(r"\s*output(_\d+)?\[.*\] = output", line)]
+    tested = sum("if_then_else" in line for line in updates)
+    return tested, len(updates) - tested
+
+
+@pytest.mark.parametrize("name", ["stride2_same-requantize", "c100_stride2_5x5-requantize"])
+def test_inlined_padding_costs_no_test_after_loop_partition(name):
+    """With data_pad inlined, LoopPartition splits the hinted pixel loops where the padding's
+    conditions change, and each piece's loads are then unconditional (rows and column tiles; the
+    fused plane's y = p // OW bounds split only in part); without the hints the taps that can
+    reach the border test their bounds in every tile."""
+    from tir_armq.schedules.common import has_block
+    from tir_armq.tuning import start_points
+
+    spec = depthwise_spec(**INT8_LAYERS[name])
+    inlined = [p for p in start_points(spec.prim_func("int8"), HOST) if not has_block(p, "data_pad")]
+    assert inlined
+    unconditional = 0
+    for sch in inlined:
+        tested, plain = _accumulations(sch)
+        assert plain, f"{tested} tested and {plain} plain accumulations\n{sch.trace}"
+        unconditional += tested == 0
+        hinted = [lp for lp in sch.get_loops(sch.get_sblock("conv_update"))
+                  if "pragma_loop_partition_hint" in sch.get(lp).annotations]
+        assert hinted
+        for lp in hinted:
+            sch.unannotate(lp, "pragma_loop_partition_hint")
+        tested, _ = _accumulations(sch)
+        assert tested
+    assert unconditional  # the row and column tile orders
