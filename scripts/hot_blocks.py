@@ -4,6 +4,7 @@ weights, the split shift of the requantize).
 
     python scripts/hot_blocks.py dw3x3_s2_14x14x576                # default schedule, as built
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --space 1      # design space 1, initial decisions
+    python scripts/hot_blocks.py dw3x3_s2_14x14x576 --start 7      # tuning.start_points(...)[7]
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --db tuning_db # the tuned record
 """
 
@@ -21,7 +22,7 @@ from tir_armq.measure.cost import CountingGuest, basic_blocks, export_aarch64
 from tir_armq.measure.mca import _disassemble, _words
 from tir_armq.networks import NETWORKS, network_layers
 from tir_armq.targets import AARCH64_A72
-from tir_armq.tuning import as_built, design_spaces
+from tir_armq.tuning import as_built, design_spaces, start_points
 
 
 def main() -> None:
@@ -29,6 +30,7 @@ def main() -> None:
     p.add_argument("layer", help="a layer name, e.g. dw3x3_s1_14x14x576")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
     p.add_argument("--space", type=int, help="design space index (initial decisions) instead of the default")
+    p.add_argument("--start", type=int, help="a tuning start point (design spaces and their inlined-stage variants)")
     p.add_argument("--db", help="use the tuned record of this database root")
     p.add_argument("--top", type=int, default=8, help="blocks to list (default 8)")
     p.add_argument("--asm", type=int, default=2, help="blocks to disassemble (default 2)")
@@ -45,6 +47,10 @@ def main() -> None:
         if sch is None:
             raise SystemExit(f"{args.db} has no record of {layer.name} as built")
         ex = tvm.compile(sch.mod, target=target)
+    elif args.start is not None:
+        points = start_points(func, target)
+        print(f"start point {args.start} of {len(points)}:\n{points[args.start].trace}")
+        ex = tvm.compile(points[args.start].mod, target=target)
     elif args.space is not None:
         ex = tvm.compile(design_spaces(tvm.s_tir.Schedule(func), target)[args.space].mod, target=target)
     else:
