@@ -9,9 +9,10 @@ What a region contains: the kernel call and about ten instructions of the harnes
 harness is ARM-mode code, like the kernel). Anything the kernel calls outside itself (libc's
 `posix_memalign` for a workspace, `memset`, ...) is counted too; Debian's armhf libc is Thumb-2
 code, and such blocks are recognised by their size (an ARM block has 4 bytes per instruction, a
-Thumb block with a 16-bit instruction has fewer) and disassembled as Thumb. A Thumb block made
-only of 32-bit instructions cannot be told apart that way and is taken as ARM: a harmless error
-for the kernels measured here, which run no libc code at all in the region.
+Thumb block with a 16-bit instruction has fewer) or their address (ARM code is word-aligned) and
+disassembled as Thumb. A Thumb block made only of 32-bit instructions at a word address cannot be
+told apart that way and is taken as ARM: a harmless error for the kernels measured here, which run
+no libc code at all in the region (and it is never joined with a neighbour).
 
 ARM blocks qemu split where straight-line code goes on are costed whole, as on AArch64
 (`cost.basic_blocks`; the A32 branch decoding is here). Thumb blocks are costed as qemu gave them.
@@ -41,7 +42,7 @@ NOMINAL_HZ_A7 = 1.2e9  # Raspberry Pi 2's Cortex-A7 (v1.1 board is 900 MHz): for
 
 def block_code(block: Block) -> str:
     """A block's code string for a 32-bit ARM CPU model: plain hex for ARM mode, `thumb_code(...)`
-    when the block's size shows Thumb-2 (fewer than 4 bytes per instruction)."""
+    when the block shows Thumb-2 (fewer than 4 bytes per instruction, or a halfword address)."""
     code = block.code.hex()
     return thumb_code(code) if _is_thumb(block) else code
 
