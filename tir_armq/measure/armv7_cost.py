@@ -12,7 +12,7 @@ code, and such blocks are recognised by their size (an ARM block has 4 bytes per
 Thumb block with a 16-bit instruction has fewer) or their address (ARM code is word-aligned) and
 disassembled as Thumb. A Thumb block made only of 32-bit instructions at a word address cannot be
 told apart that way and is taken as ARM: a harmless error for the kernels measured here, which run
-no libc code at all in the region (and it is never joined with a neighbour).
+no libc code at all in the region.
 
 ARM blocks qemu split where straight-line code goes on are costed whole, as on AArch64
 (`cost.basic_blocks`; the A32 branch decoding is here). Thumb blocks are costed as qemu gave them.
