@@ -55,3 +55,11 @@ def test_narrow_dtypes_round_trip(board_key, dtype, acc):
     np.testing.assert_array_equal(a2, a)
     np.testing.assert_array_equal(b2, b)
     np.testing.assert_array_equal(c, a.astype(acc) + b.astype(acc))
+
+
+def test_servers_started_together_bind_in_disjoint_port_ranges():
+    from tir_armq.board.emulated import _server_ports
+
+    ranges = [range(*_server_ports(9190, i)) for i in range(4)]
+    assert all(set(a).isdisjoint(b) for i, a in enumerate(ranges) for b in ranges[i + 1:])
+    assert all(9190 not in r for r in ranges)

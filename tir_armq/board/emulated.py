@@ -248,10 +248,21 @@ def _start_tracker(port: int) -> Proc:
     return proc
 
 
-def _start_server(guest: Guest, key: str, tracker_port: int) -> Proc:
+SERVER_PORT_SPAN = 10  # ports each RPC server may bind in (the first free one)
+
+
+def _server_ports(tracker_port: int, index: int) -> tuple[int, int]:
+    """The port range of the board's `index`-th server. Servers started together must not share
+    one: each binds the first free port of its range, and two that bind the same port before
+    either listens both succeed, then one fails to listen (EADDRINUSE) and dies at start-up."""
+    first = tracker_port + 100 + SERVER_PORT_SPAN * index
+    return first, first + SERVER_PORT_SPAN
+
+
+def _start_server(guest: Guest, key: str, tracker_port: int, ports: tuple[int, int]) -> Proc:
     argv = guest.qemu_argv() + [
         "-m", "tvm.exec.rpc_server", "--tracker", f"{HOST}:{tracker_port}", "--key", key,
-        "--host", HOST,
+        "--host", HOST, "--port", str(ports[0]), "--port-end", str(ports[1]),
     ]
     tmp_log = _run_dir() / f"server-{key}-starting.log"
     pid = _spawn(argv, tmp_log, guest.env())
@@ -327,7 +338,9 @@ def start(
             return False
         started_tracker = not trackers
         t0 = time.monotonic()
-        new = [_start_server(guest, key, tracker_port) for _ in range(max(missing, 0))]
+        running = sum(p.role == "server" and p.alive() for p in procs)
+        new = [_start_server(guest, key, tracker_port, _server_ports(tracker_port, running + i))
+               for i in range(max(missing, 0))]
         try:
             _wait_registered(key, tracker_port, num_servers, servers + new, timeout)
         except RuntimeError:
