@@ -68,7 +68,8 @@ def main() -> None:
     print(f"{layer.name} ({path}): {cost.cycles / macs:.3f} cycles/MAC, {cost.instructions / macs:.3f} insns/MAC")
     print(f"{'block':>12} {'execs':>9} {'insns':>6} {'cyc/exec':>9} {'share':>6} {'cyc/MAC':>8}")
     for code, execs in rows[: args.top]:
-        addr = next(b.addr for b in hot if code.startswith(b.code.hex()) and b.execs_in_regions == execs)
+        # A joined run starts with the block of its entry point (the most executed one there).
+        addr = max((b for b in hot if code.startswith(b.code.hex())), key=lambda b: b.execs_in_regions).addr
         total = execs * per[code] / calls
         print(f"{addr:#12x} {execs // calls:9d} {len(code) // 8:6d} {per[code]:9.1f} "
               f"{total / cost.cycles:6.1%} {total / macs:8.4f}")

@@ -46,7 +46,7 @@ BNE = (0x54FFFFE1).to_bytes(4, "little")  # b.ne back
 @pytest.mark.parametrize("first_end, second_execs, joined", [
     (ADD, 10, True),    # qemu split a straight line: one basic block
     (BNE, 10, False),   # a real branch ends the first
-    (ADD, 30, False),   # the second is entered from elsewhere too
+    (ADD, 30, True),    # the second is entered from elsewhere too: whole from the first's entry
 ])
 def test_blocks_split_by_qemu_are_costed_whole(first_end, second_execs, joined):
     from tir_armq.measure.cost import basic_blocks
@@ -56,6 +56,25 @@ def test_blocks_split_by_qemu_are_costed_whole(first_end, second_execs, joined):
     second = Block(addr=0x1010, insns=2, execs_in_regions=second_execs, execs_total=second_execs, code=ADD + BNE)
     blocks = sorted(basic_blocks([first, second]))
     if joined:
-        assert blocks == [((first.code + second.code).hex(), 10)]
+        # Each entry point's straight line to the branch, as often as it was entered there.
+        rest = [(second.code.hex(), second_execs - 10)] if second_execs > 10 else []
+        assert blocks == sorted([((first.code + second.code).hex(), 10), *rest])
     else:
         assert blocks == sorted([(first.code.hex(), 10), (second.code.hex(), second_execs)])
+
+
+def test_blocks_ending_at_one_page_boundary_each_join_the_next_page():
+    # qemu ends a translation block at a guest page: the loop's entry and its back edge are two
+    # blocks ending at the same page boundary, each falls into the block after it.
+    from tir_armq.measure.cost import basic_blocks
+    from tir_armq.measure.plugin import Block
+
+    entry = Block(addr=0x1FF0, insns=4, execs_in_regions=2, execs_total=2, code=ADD * 4)
+    body = Block(addr=0x1FF8, insns=2, execs_in_regions=30, execs_total=30, code=ADD * 2)
+    page = Block(addr=0x2000, insns=2, execs_in_regions=32, execs_total=32, code=ADD + BNE)
+    assert sorted(basic_blocks([entry, body, page])) == sorted([
+        ((entry.code + page.code).hex(), 2), ((body.code + page.code).hex(), 30)])
+    # Counts that cannot be one flow (more fall in than ran): each block as qemu gave it.
+    short = Block(addr=0x2000, insns=2, execs_in_regions=20, execs_total=20, code=ADD + BNE)
+    assert sorted(basic_blocks([entry, body, short])) == sorted([
+        (entry.code.hex(), 2), (body.code.hex(), 30), (short.code.hex(), 20)])

@@ -73,36 +73,50 @@ def _falls_into(block: Block, successor: Block) -> bool:
 
 def basic_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambda b: b.code.hex(),
                  falls_into: Callable[[Block, Block], bool] = _falls_into) -> list[tuple[str, int]]:
-    """(machine code, executions) of each executed basic block.
+    """(machine code, executions) of each executed straight-line run of code.
 
-    qemu ends a translation block at a branch, and also where its own buffers fill up: a long
-    unrolled loop body (117 + 26 instructions in a depthwise tile) comes as two blocks, the second
-    entered by falling through. To the CPU they are one straight-line block, and llvm-mca must see
-    them whole: costed apart, the multiply-bound part and the shift-bound part after it cannot overlap.
-    So a block that does not end in a branch is joined with the block at its end address when that
-    one runs exactly as often (nothing else enters it). `code_of` gives a block's code string for
-    the CPU model and `falls_into(block, successor)` says whether straight-line code runs on from
-    one into the other (AArch64 by default: the block does not end in a branch; A32 in `armv7_cost`).
+    qemu ends a translation block at a branch, and also where its own limits fall: its buffers fill
+    up (a long unrolled loop body, 117 + 26 instructions in a depthwise tile) or the code crosses a
+    guest page. To the CPU the pieces are one straight-line block, and llvm-mca must see them whole:
+    costed apart, the multiply-bound part and the shift-bound part after it cannot overlap. So a
+    block that does not end in a branch is joined with the block at its end address (its
+    successor). The successor may also be entered from elsewhere (a loop's first iteration jumps to
+    the page-split second half of its body; several blocks, one per entry point, can end at the
+    same page boundary): each entry runs on to the end of the chain, so a chain is costed once per
+    entry point, each as often as it was entered there (a block's executions less those of the
+    blocks that fall into it). `code_of` gives a block's code string for the CPU model and
+    `falls_into(block, successor)` says whether straight-line code runs on from one into the other
+    (AArch64 by default: the block does not end in a branch; A32 in `armv7_cost`).
     """
     by_addr: dict[int, Block] = {}
     for b in sorted(blocks, key=lambda b: -b.execs_in_regions):
         by_addr.setdefault(b.addr, b)  # one address, several translations: the most executed one
-    nxt: dict[int, Block] = {}
+    into: dict[int, list[Block]] = {}  # successor -> the blocks that fall into it
     for b in by_addr.values():
         succ = by_addr.get(b.addr + len(b.code))
-        if succ is not None and succ is not b and succ.execs_in_regions == b.execs_in_regions \
-                and falls_into(b, succ):
-            nxt[id(b)] = succ
-    entered = {id(s) for s in nxt.values()}
+        if succ is not None and succ is not b and falls_into(b, succ):
+            into.setdefault(id(succ), []).append(b)
+    nxt: dict[int, Block] = {}
+    for succ in by_addr.values():
+        preds = into.get(id(succ), [])
+        # More executions falling in than the successor ran: counts that do not fit one flow
+        # (never seen); each block is then costed as qemu gave it.
+        if preds and sum(p.execs_in_regions for p in preds) <= succ.execs_in_regions:
+            nxt.update((id(p), succ) for p in preds)
+    fallen = {id(s): 0 for s in by_addr.values()}
+    for b in by_addr.values():
+        if id(b) in nxt:
+            fallen[id(nxt[id(b)])] += b.execs_in_regions
     result = [(code_of(b), b.execs_in_regions) for b in blocks if by_addr[b.addr] is not b]
     for b in by_addr.values():
-        if id(b) in entered:
+        entries = b.execs_in_regions - fallen[id(b)]
+        if entries <= 0:
             continue
         code, cur = [code_of(b)], b
         while id(cur) in nxt:
             cur = nxt[id(cur)]
             code.append(code_of(cur))
-        result.append(("".join(code), b.execs_in_regions))
+        result.append(("".join(code), entries))
     return result
 
 
