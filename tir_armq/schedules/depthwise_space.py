@@ -80,15 +80,19 @@ class DepthwiseSpace(ScheduleRule):
         # The tiles start at the measured sweet spot (16 lanes, 4 pixels: PERF_NOTES), so the
         # search's first candidates are good ones and mutation explores around them.
         multiple = REQUANTIZE_LANES if epilogue == "tile" else 1
+        # channels_outermost starts at one pixel: its tile of 16 lanes x 1 pixel measured 37.9
+        # cycles per 144 MACs against 77.4 per 288 for 2 pixels (MNv2 14x14x576; the longer body
+        # leaves its requantize chains less room to overlap the next tile's multiplies).
+        pixels = _tile_decision(sch, ow, 4 if order == "channels_outer" else 1)
+        # channels_outer's per-tile epilogue at one pixel (OW = 7 has no 2-4 pixel tile) starts at
+        # 8 lanes: at 16, the 9 weights, 8 requantize constants and 4 bias vectors the loop keeps
+        # leave too few registers, and LLVM rotates 10 of them through MOVs every tile (MNv2
+        # 14x14x576 s2, inlined pad: 0.296 cycles/MAC at 16 lanes, 0.275 at 8; 7x7x960 0.281, 0.276).
+        lanes = 8 if order == "channels_outer" and epilogue == "tile" and pixels[1] == 1 else 16
         co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16,
-                                                      decision=_tile_decision(sch, c, 16, multiple)))
+                                                      decision=_tile_decision(sch, c, lanes, multiple)))
         if order in ("channels_outer", "channels_outermost"):
-            # channels_outermost starts at one pixel: its tile of 16 lanes x 1 pixel measured 37.9
-            # cycles per 144 MACs against 77.4 per 288 for 2 pixels (MNv2 14x14x576; the longer body
-            # leaves its requantize chains less room to overlap the next tile's multiplies).
-            want = 4 if order == "channels_outer" else 1
-            owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8,
-                                                             decision=_tile_decision(sch, ow, want)))
+            owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8, decision=pixels))
             if order == "channels_outer":
                 sch.reorder(n, oh, co, owo, m, pair, owi, ci)
             else:
