@@ -16,8 +16,10 @@ LOGS="$CACHE/logs"
 VENV="$CACHE/venv"
 mkdir -p "$STAMPS" "$LOGS" "$BOARD"
 
-# llvm: llvm-mc and llvm-mca for the cycle estimate.
-APT_HOST_PKGS=(qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf llvm)
+# llvm: llvm-mc and llvm-mca for the cycle estimate. libc6-dev-armhf-cross: the armhf C library's
+# headers and crt files, only a Recommends of the cross gcc (apt here installs no recommends); the
+# ARMv7 harness and kernels link against it.
+APT_HOST_PKGS=(qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-armhf-cross llvm)
 SYSROOT_PKGS=(python3.11 libstdc++6)
 # Guest wheels: the TVM runtime (pinned like pyproject.toml), numpy, and what the RPC server uses
 # under the guest python: cloudpickle (PopenWorker) and psutil (killing workers on session timeout).
