@@ -80,15 +80,17 @@ class DepthwiseSpace(ScheduleRule):
         # The tiles start at the measured sweet spot (16 lanes, 4 pixels: PERF_NOTES), so the
         # search's first candidates are good ones and mutation explores around them.
         multiple = REQUANTIZE_LANES if epilogue == "tile" else 1
-        # channels_outermost starts at one pixel: its tile of 16 lanes x 1 pixel measured 37.9
-        # cycles per 144 MACs against 77.4 per 288 for 2 pixels (MNv2 14x14x576; the longer body
-        # leaves its requantize chains less room to overlap the next tile's multiplies).
-        pixels = _tile_decision(sch, ow, 4 if order == "channels_outer" else 1)
-        # channels_outer's per-tile epilogue at one pixel (OW = 7 has no 2-4 pixel tile) starts at
-        # 8 lanes: at 16, the 9 weights, 8 requantize constants and 4 bias vectors the loop keeps
-        # leave too few registers, and LLVM rotates 10 of them through MOVs every tile (MNv2
-        # 14x14x576 s2, inlined pad: 0.296 cycles/MAC at 16 lanes, 0.275 at 8; 7x7x960 0.281, 0.276).
-        lanes = 8 if order == "channels_outer" and epilogue == "tile" and pixels[1] == 1 else 16
+        # The per-tile epilogue keeps the tile's weights, requantize constants (multiplier and shift
+        # per lane) and bias in registers across the pixel loop: at 16 lanes that is 9 + 8 + 4
+        # vectors, too many beside a pixel's accumulators, and LLVM rotates 10 of them through MOVs
+        # every tile. At 8 lanes (9 + 4 + 2) two pixels fit. channels_outermost starts at 8 lanes x 2
+        # pixels (A72 estimate, inlined pad, cycles/MAC, 16 x 1 -> 8 x 2 or 8 x 1 where OW is odd:
+        # MNv2 56x56x144 s2 0.275 (record) -> 0.246, 28x28x192 s2 0.332 -> 0.260, 7x7x960 0.273 ->
+        # 0.256; 14x14x576 s1 is the exception, 0.253 -> 0.260, its stored record stays 16 x 1).
+        # channels_outer's starts at 4 pixels, and at 8 lanes where OW allows only one (OW = 7:
+        # 14x14x576 s2 0.296 at 16 lanes, 0.275 at 8).
+        pixels = _tile_decision(sch, ow, 4 if order == "channels_outer" else 2)
+        lanes = 8 if epilogue == "tile" and (order == "channels_outermost" or pixels[1] == 1) else 16
         co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16,
                                                       decision=_tile_decision(sch, c, lanes, multiple)))
         if order in ("channels_outer", "channels_outermost"):
