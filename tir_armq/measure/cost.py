@@ -97,19 +97,18 @@ def basic_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambd
         if succ is not None and succ is not b and falls_into(b, succ):
             into.setdefault(id(succ), []).append(b)
     nxt: dict[int, Block] = {}
+    fallen: dict[int, int] = {}  # block -> executions that came in by falling through
     for succ in by_addr.values():
         preds = into.get(id(succ), [])
+        falling = sum(p.execs_in_regions for p in preds)
         # More executions falling in than the successor ran: counts that do not fit one flow
         # (never seen); each block is then costed as qemu gave it.
-        if preds and sum(p.execs_in_regions for p in preds) <= succ.execs_in_regions:
+        if preds and falling <= succ.execs_in_regions:
             nxt.update((id(p), succ) for p in preds)
-    fallen = {id(s): 0 for s in by_addr.values()}
-    for b in by_addr.values():
-        if id(b) in nxt:
-            fallen[id(nxt[id(b)])] += b.execs_in_regions
+            fallen[id(succ)] = falling
     result = [(code_of(b), b.execs_in_regions) for b in blocks if by_addr[b.addr] is not b]
     for b in by_addr.values():
-        entries = b.execs_in_regions - fallen[id(b)]
+        entries = b.execs_in_regions - fallen.get(id(b), 0)
         if entries <= 0:
             continue
         code, cur = [code_of(b)], b

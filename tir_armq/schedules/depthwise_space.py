@@ -77,8 +77,8 @@ class DepthwiseSpace(ScheduleRule):
     def _int8(self, sch: s_tir.Schedule, order: str, epilogue: str, target: Target) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
-        # The tiles start at the measured sweet spot (16 lanes, 4 pixels: PERF_NOTES), so the
-        # search's first candidates are good ones and mutation explores around them.
+        # The tiles start at measured good points (below; the row epilogue's at 16 lanes x 4 pixels,
+        # PERF_NOTES), so the search's first candidates are good ones and mutation explores around them.
         multiple = REQUANTIZE_LANES if epilogue == "tile" else 1
         # The per-tile epilogue keeps the tile's weights, requantize constants (multiplier and shift
         # per lane) and bias in registers across the pixel loop: at 16 lanes that is 9 + 8 + 4
