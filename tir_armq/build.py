@@ -1,11 +1,11 @@
-"""Compile a workload with its default schedule, for the host or for an ARM target."""
+"""Compile a kernel with its fixed schedule, for the host or for an ARM target."""
 
 from __future__ import annotations
 
 import tvm
 from tvm import tirx
 
-from .schedules import default_schedule
+from .kernels import fixed_schedule
 from .targets import ArmTarget
 
 
@@ -14,13 +14,14 @@ def host_target() -> tvm.target.Target:
 
 
 def compile_default(func: tirx.PrimFunc, target: ArmTarget | None = None) -> tvm.runtime.Executable:
-    """Schedule `func` with its default rule and compile it; `target=None` builds for the host,
-    where the schedule is the same and the MAC intrinsics take their portable implementation."""
+    """Schedule `func` (a kernel variant's PrimFunc) with its rule's fixed schedule and compile it;
+    `target=None` builds for the host, where the schedule is the same and the MAC intrinsics take
+    their portable implementation."""
     tvm_target = target.tvm_target() if target is not None else host_target()
-    sch = default_schedule(func, tvm_target)
+    sch = fixed_schedule(func, tvm_target)
     return tvm.compile(sch.mod, target=tvm_target)
 
 
 def assembly(func: tirx.PrimFunc, target: ArmTarget) -> str:
-    """The target assembly of `func` under its default schedule."""
+    """The target assembly of `func` under its fixed schedule."""
     return compile_default(func, target).mod.inspect_source("s")

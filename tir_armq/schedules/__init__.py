@@ -1,28 +1,14 @@
-"""Schedule rules: each inspects a PrimFunc and returns a Schedule, or None when it is not its op."""
+"""Schedule rules in the style of TVM dlight, one per kernel variant: `apply(func, target, tunable)`
+gives None for a PrimFunc that is not its variant's, one fixed schedule without sampling
+instructions when `tunable` is False, and the design spaces MetaSchedule explores when it is True.
+The kernel table (`tir_armq.kernels`) pairs each variant with its rule."""
 
-from __future__ import annotations
+from .conv_c8 import ConvC8
+from .conv_int16_lane import ConvInt16Lane
+from .dwconv_int8_mla8 import DwconvInt8Mla8
+from .dwconv_int16 import DwconvInt16
+from .gavgpool import GavgpoolQ8
+from .requantize import RequantizeQ8
+from .vadd import VaddQ8
 
-from tvm import s_tir, tirx
-from tvm.target import Target
-
-from .add_default import AddDefault
-from .conv_c8 import ConvC8Default
-from .conv_default import ConvDefault
-from .depthwise_default import DepthwiseDefault
-from .mean_default import MeanDefault
-from .requantize_default import RequantizeDefault
-
-DEFAULT_RULES = (DepthwiseDefault(), ConvC8Default(), ConvDefault(), RequantizeDefault(), MeanDefault(), AddDefault())
-
-
-def default_schedule(func: tirx.PrimFunc, target: Target) -> s_tir.Schedule:
-    """The first default rule that accepts `func`; a clear error when none does."""
-    for rule in DEFAULT_RULES:
-        sch = rule.apply(func, target, False)
-        if sch is not None:
-            return sch
-    op = func.attrs.get("tir_armq.op") if func.attrs is not None else None
-    raise ValueError(f"func: no default schedule for {op or 'a PrimFunc not built by tir_armq.workloads'}")
-
-
-__all__ = ["AddDefault", "ConvC8Default", "ConvDefault", "DepthwiseDefault", "MeanDefault", "RequantizeDefault", "DEFAULT_RULES", "default_schedule"]
+__all__ = ["ConvC8", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8", "RequantizeQ8", "VaddQ8"]

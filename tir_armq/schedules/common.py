@@ -1,28 +1,52 @@
-"""Steps both default schedules share."""
+"""Steps the schedule rules share, and the decisions of a rule that honours `tunable`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tvm import s_tir, tirx
 
-from ..workloads.stages import STAGES
+# MetaSchedule's compute-location decisions for "at the root" and "inlined into its consumer".
+ROOT, INLINE = -1, -2
 
 
-def is_op(func: tirx.PrimFunc, op_name: str) -> bool:
-    """The PrimFunc was built by our workload `op_name`."""
-    return func.attrs is not None and func.attrs.get("tir_armq.op") == op_name
-
-
-def is_workload(func: tirx.PrimFunc, op_name: str) -> bool:
-    """A rule's gate: the PrimFunc was built by our workload `op_name` and keeps its stages."""
-    if not is_op(func, op_name):
+def is_kernel(func: tirx.PrimFunc, variant: str, stages: Sequence[str] = ()) -> bool:
+    """A rule's gate: the PrimFunc is a kernel of `variant` (`tir_armq.kernel`) and keeps the
+    `stages` the rule schedules (a rule declines what it does not recognise, as dlight's do)."""
+    if func.attrs is None or func.attrs.get("tir_armq.kernel") != variant:
         return False
     sch = s_tir.Schedule(func)
-    try:
-        for name in STAGES:
-            sch.get_sblock(name)
-    except Exception:  # noqa: BLE001 - a missing stage means "not ours", as in dlight rules
-        return False
-    return True
+    return all(has_block(sch, name) for name in stages)
+
+
+class Decisions:
+    """The knobs of one schedule: sampled instructions MetaSchedule explores when `tunable`, else
+    the same choices fixed at their initial decision (no sampling instruction in the trace), so one
+    rule gives both the design spaces and the fixed default, as dlight's `tunable` flag means."""
+
+    def __init__(self, sch: s_tir.Schedule, tunable: bool) -> None:
+        self.sch = sch
+        self.tunable = tunable
+
+    def tile(self, loop: s_tir.schedule.LoopRV, n: int, max_innermost_factor: int, decision: list[int]) -> list:
+        """The factors of a perfect tile of `loop`."""
+        if self.tunable:
+            return self.sch.sample_perfect_tile(loop, n=n, max_innermost_factor=max_innermost_factor,
+                                                decision=decision)
+        return list(decision)
+
+    def categorical(self, candidates: list[int], decision: int):
+        if self.tunable:
+            return self.sch.sample_categorical(candidates, [1 / len(candidates)] * len(candidates), decision=decision)
+        return candidates[decision]
+
+    def compute_at(self, block: s_tir.schedule.SBlockRV, decision: int = ROOT) -> None:
+        """Place `block` where the sampled location says; fixed, at the root (it stays where the
+        workload put it)."""
+        if self.tunable:
+            self.sch.compute_at(block, self.sch.sample_compute_location(block, decision=decision))
+        elif decision != ROOT:
+            raise ValueError(f"decision: a fixed schedule places stages at the root, got {decision}")
 
 
 def pad_iterations(sch: s_tir.Schedule, multiples: dict[int, int]) -> tuple[str, str, str]:

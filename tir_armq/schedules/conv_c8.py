@@ -1,6 +1,6 @@
-"""The pointwise conv's c8 path (`tir_armq.workloads.conv_c8`): XNNPACK's GEMM loop with our c8 MAC
+"""Schedule rule of `conv_c8` (`tir_armq.workloads.conv_c8`): XNNPACK's GEMM loop with our c8 MAC
 intrinsic (SMULL/SMLAL on 8-bit lanes + SADALP; VMULL/VMLAL.S8 + VPADAL on ARMv7), as a search space
-whose first design space at its initial decisions is the default schedule.
+whose first design space at its initial decisions is the fixed schedule (`tunable=False`).
 
 Loop nest:  columns_outer: n, oc // 8, pixels // PX, [k // 16], PX, [one 1x8x16 intrinsic], ...
             pixels_outer:  n, pixels // PX, oc // 8, [k // 16], PX, ...
@@ -25,29 +25,25 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from .. import intrinsics
-from ..workloads.conv import OP_NAME
-from ..workloads.conv_c8 import OC_TILE, PATH
-from .common import has_block, is_op, vectorize_below
-from .requantize_default import place_requantize
+from ..workloads.conv_c8 import NAME, OC_TILE
+from .common import Decisions, has_block, is_kernel, vectorize_below
+from .requantize import place_requantize
 
 ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
 MAX_PIXEL_TILE = 4  # 4 pixels x 8 int32x4 accumulators already take 32 registers
 
 
-def is_c8(func: tirx.PrimFunc) -> bool:
-    return is_op(func, OP_NAME) and func.attrs.get("tir_armq.path") == PATH
+class ConvC8(ScheduleRule):
+    """Design spaces for one `conv_c8` kernel, one per loop order; with `tunable=False` the first
+    at its initial decisions (columns outer, one pixel per step), fixed."""
 
-
-class ConvC8Space(ScheduleRule):
-    """Design spaces for one c8 conv PrimFunc, one per loop order."""
-
-    def applies(self, func: tirx.PrimFunc) -> bool:
-        return is_c8(func)
-
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> list[s_tir.Schedule] | None:
-        if not self.applies(func):
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
+        if not is_kernel(func, NAME, ("lane_sum", "output")):
             return None
-        return self.design_spaces(s_tir.Schedule(func), target)
+        sch = s_tir.Schedule(func)
+        if not tunable:
+            return self.design_space(sch, ORDERS[0], target, Decisions(sch, tunable=False))
+        return self.design_spaces(sch, target)
 
     def space_size(self, func: tirx.PrimFunc) -> int:
         """How many distinct candidates the space holds (few: a tuning budget beyond it would make
@@ -58,16 +54,20 @@ class ConvC8Space(ScheduleRule):
 
     def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
-        return [self.design_space(sch.copy(), order, target) for order in ORDERS]
+        spaces = []
+        for order in ORDERS:
+            copy = sch.copy()
+            spaces.append(self.design_space(copy, order, target, Decisions(copy, tunable=True)))
+        return spaces
 
-    def design_space(self, sch: s_tir.Schedule, order: str, target: Target) -> s_tir.Schedule:
+    def design_space(self, sch: s_tir.Schedule, order: str, target: Target, knobs: Decisions) -> s_tir.Schedule:
         """`sch` scheduled in place with loop order `order` (one of ORDERS)."""
         mac = intrinsics.for_target(target).MAC_C8
         accumulators = [name for name in ("conv", "conv_tail") if has_block(sch, name)]
         n, oh, ow, oc, j = sch.get_loops("lane_sum")
         column, oci = sch.split(oc, [None, OC_TILE])
-        tile, pixel = sch.split(ow, sch.sample_perfect_tile(
-            ow, n=2, max_innermost_factor=MAX_PIXEL_TILE, decision=[int(sch.get(ow).extent), 1]))
+        tile, pixel = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=MAX_PIXEL_TILE,
+                                               decision=[int(sch.get(ow).extent), 1]))
         if order == "columns_outer":
             sch.reorder(n, column, oh, tile, pixel, oci, j)
             above = tile
@@ -105,13 +105,3 @@ class ConvC8Space(ScheduleRule):
             outer = sch.blockize(sch.get_loops(f"{block}_update")[-depth])
         sch.vectorize(sch.get_loops(f"{block}_init")[-1])
         sch.tensorize(outer, intrin)
-
-
-class ConvC8Default(ScheduleRule):
-    """The c8 path's default: the space's first design space at its initial decisions (columns
-    outer, one pixel per step)."""
-
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if not is_c8(func):
-            return None
-        return ConvC8Space().design_space(s_tir.Schedule(func), ORDERS[0], target)

@@ -1,15 +1,14 @@
-"""Workloads: validated layer descriptions and the TensorIR PrimFuncs built from them."""
+"""Workloads: validated layer descriptions, and the TensorIR PrimFuncs of each kernel variant.
 
-from .conv import Conv2DSpec, conv2d_nhwc, conv_spec
-from .depthwise import DepthwiseConv2DSpec, depthwise_conv2d_nhwc, depthwise_spec
+`depthwise_spec` / `conv_spec` describe a layer; `dwconv_int8_mla8.py`, `dwconv_int16.py`,
+`conv_c8.py` and `conv_int16_lane.py` build the PrimFunc of one variant each (the kernel table,
+`tir_armq.kernels`, says which applies and prepares its constant operands); `add.py`, `mean.py`
+and `requantize.py` the other ops.
+"""
+
+from .conv import Conv2DSpec, conv_spec
+from .depthwise import DepthwiseConv2DSpec, depthwise_spec
+from .naming import kernel_name
 from .spec import QuantConvSpec
 
-__all__ = [
-    "Conv2DSpec",
-    "DepthwiseConv2DSpec",
-    "QuantConvSpec",
-    "conv2d_nhwc",
-    "conv_spec",
-    "depthwise_conv2d_nhwc",
-    "depthwise_spec",
-]
+__all__ = ["Conv2DSpec", "DepthwiseConv2DSpec", "QuantConvSpec", "conv_spec", "depthwise_spec", "kernel_name"]

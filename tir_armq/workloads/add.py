@@ -25,7 +25,7 @@ from tvm import te, tirx
 from ..requantize import quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul
 from .params import check_dtype, check_positive_ints, dtype_range
 
-OP_NAME = "add_nhwc"
+NAME = "vadd_q8"  # the kernel variant: TFLite's 8-bit ADD
 LEFT_SHIFT = 20  # TFLite's headroom for 8-bit inputs
 NEON_BLOCK = 16
 # offset_clamp-like argument: the int32 parameters, in this order.
@@ -167,7 +167,8 @@ def add_nhwc(shape, dtype: str = "int8") -> tirx.PrimFunc:
         scalars = [params(k) for k in range(len(PARAM_NAMES))]
         out = te.compute(shape, lambda *i: add_expr(x1(*i), x2(*i), scalars, dtype), name="add")
     func = te.create_prim_func([x1, x2, params, out])
-    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME})
+    symbol = f"{NAME}_{'x'.join(map(str, shape))}_{dtype}"
+    return func.with_attrs({"global_symbol": symbol, "tir_armq.kernel": NAME, "tirx.noalias": True})
 
 
 def _add_with_tail(shape, dtype: str, x1: te.Tensor, x2: te.Tensor, params: te.Tensor) -> te.Tensor:

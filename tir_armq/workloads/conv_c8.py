@@ -1,9 +1,10 @@
-"""The "c8" multiply path of the pointwise conv (XNNPACK's qs8 GEMM "c8" arithmetic), as a PrimFunc.
+"""The pointwise conv in XNNPACK's qs8 GEMM "c8" arithmetic, as a PrimFunc.
 
 For int8 data and symmetric int8 weights in [-127, 127] (TFLite's int8 scheme), the data zero point
 is folded into the bias beforehand (`sum_k (x_k - zx) * w_k = sum_k x_k * w_k - zx * sum_k w_k`,
-`fold_data_zero_point`, done once at model build: no pass over the data or the weights at run
-time), and the input channels K are taken 16 at a time, 8 consecutive ones in the lanes: per output channel, SMULL of the low 8
+once at model build by the kernel table: no pass over the data or the weights at run time, and no
+zero point in the PrimFunc), and the input channels K are taken 16 at a time, 8 consecutive ones in
+the lanes: per output channel, SMULL of the low 8
 products and SMLAL of the high 8 into int16 (two products fit: |x * w| <= 128 * 127), then SADALP
 adds adjacent int16 pairs into 4 int32 lanes. Lane j of output channel oc therefore accumulates
 input channels 16 kb + 8 h + 2 j + e:
@@ -18,65 +19,29 @@ The weights are read where TFLite stores them (OHWI: 8 rows of 16 bytes, K apart
 `conv`, `conv_tail` and `lane_sum` are the blocks the c8 intrinsics (`intrinsics/mac_c8.py`)
 replace; each writes a buffer of its own from a zero init, so each is a complete reduction block
 that schedules can move, and its update alone matches the intrinsic.
-Pointwise layers only (1x1 kernel, no padding): every MobileNet conv but the 3x3 stem.
+Pointwise layers only (1x1 kernel, no padding, K and the output channels multiples of 8): every
+MobileNet conv but the 3x3 stem.
+
+PrimFunc `(data, weight, bias[, multiplier, shift, offset_clamp][, residual, add_params], output)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
 from .add import PARAM_NAMES as ADD_PARAM_NAMES
 from .add import add_expr
-from .conv import OP_NAME, Conv2DSpec
-from .params import Padding
+from .conv import Conv2DSpec
 from .requantize import requantize_block
-from .stages import requantize_attrs
+from .stages import workload_attrs
 
-PATH = "c8"
+NAME = "conv_c8"
 K_STEP, K_TAIL, OC_TILE, LANES = 16, 8, 8, 4
 
 
-def fold_data_zero_point(spec: Conv2DSpec, weight: np.ndarray, bias: np.ndarray) -> tuple[Conv2DSpec, np.ndarray]:
-    """The same layer with data zero point 0 and `bias - zx * sum_k weight`: exact for an
-    unpadded conv (no padded tap sees the zero point), and what the c8 path takes."""
-    if spec.padding != Padding(0, 0, 0, 0):
-        raise ValueError("spec: the data zero point folds into the bias only for an unpadded conv")
-    sums = weight.astype(np.int64).reshape(spec.out_channels, -1).sum(axis=1)
-    folded = (bias.astype(np.int64) - spec.data_zero_point * sums).astype(np.int32)
-    return replace(spec, data_zero_point=0), folded
-
-
-def c8_path_applies(spec: Conv2DSpec) -> bool:
-    """int8 data with zero point 0 (`fold_data_zero_point` makes it so) and weights with zero point
-    0 (in [-127, 127]: the caller's promise, as TFLite's int8 scheme makes them), a 1x1 kernel
-    without padding, input channels a multiple of 8
-    and output channels a multiple of 8 (every MobileNet conv but the stem and the classifier)."""
-    p = spec.padding
-    return (
-        spec.data_dtype == "int8"
-        and spec.weight_dtype == "int8"
-        and not any(spec.weight_zero_points())
-        and spec.data_zero_point == 0
-        and spec.kernel == (1, 1)
-        and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0)
-        and spec.data_shape[3] % K_TAIL == 0
-        and spec.out_channels % OC_TILE == 0
-    )
-
-
-def build_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
-    if not c8_path_applies(spec):
-        raise ValueError(
-            "path: the c8 path needs a 1x1 unpadded conv of int8 data and int8 weights, both zero point 0 "
-            "(fold_data_zero_point folds the data's into the bias), and input and output channels multiples of 8 "
-            f"(got {spec.data_dtype} data, {spec.weight_dtype} weights, data zero point {spec.data_zero_point}, "
-            f"weight zero point {spec.weight_zero_point}, kernel {spec.kernel}, {spec.data_shape[3]} -> "
-            f"{spec.out_channels} channels)"
-        )
+def build_conv_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
+    """The caller (the kernel table) checks the scheme and the shape (`kernels/conv_c8.py`)."""
     n_, h_, w_, k_ = spec.data_shape
     oh_, ow_ = spec.out_hw
     sh, sw = spec.stride
@@ -183,7 +148,4 @@ def build_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
                         requantize[v_b, v_y, v_x, v_oc], residual[v_b, v_y, v_x, v_oc],
                         [add_params[i] for i in range(n_params)], out_dtype)
 
-    return func.with_attrs(
-        {"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME, "tir_armq.path": PATH,
-         **requantize_attrs(spec)}
-    )
+    return func.with_attrs(workload_attrs(spec, NAME))

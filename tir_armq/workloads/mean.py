@@ -22,10 +22,10 @@ import numpy as np
 from tvm import te, tirx
 
 from ..requantize import RequantizeParams, quantize_multiplier
-from .params import check_dtype, check_positive_ints, check_zero_point, dtype_range
+from .params import check_dtype, check_positive_ints, dtype_range
 from .requantize import requantize_expr
 
-OP_NAME = "mean_spatial_nhwc"
+NAME = "gavgpool_q8"  # the kernel variant: TFLite's MEAN over H and W, global average pooling
 
 
 def mean_params(shape, input_scale: float, output_scale: float, output_zero_point: int, dtype: str,
@@ -54,19 +54,20 @@ def optimized_mean_params(shape, input_scale: float, input_zero_point: int, outp
                             dtype_range(dtype), dtype, "upward", offset=bias)
 
 
-def mean_spatial_nhwc(shape, dtype: str = "int8", input_zero_point: int = 0, rounding: str = "away") -> tirx.PrimFunc:
-    """PrimFunc `(data, multiplier, shift, offset_clamp, output)`: data (N, H, W, C), output (N, C)."""
+def mean_spatial_nhwc(shape, dtype: str = "int8", rounding: str = "away") -> tirx.PrimFunc:
+    """PrimFunc `(data, input_zero_point, multiplier, shift, offset_clamp, output)`: data (N, H, W, C),
+    the input zero point one int32 (an argument: one kernel serves every model), output (N, C)."""
     n, h, w, c = check_positive_ints("shape", shape, 4)
     dtype = check_dtype("dtype", dtype)
-    zero_point = check_zero_point("input_zero_point", input_zero_point, dtype)
     data = te.placeholder((n, h, w, c), dtype, name="data")
+    zero_point = te.placeholder((1,), "int32", name="input_zero_point")
     multiplier = te.placeholder((c,), "int32", name="multiplier")
     shift = te.placeholder((c,), "int32", name="shift")
     offset_clamp = te.placeholder((3,), "int32", name="offset_clamp")
     y = te.reduce_axis((0, h), name="y")
     x = te.reduce_axis((0, w), name="x")
     total = te.compute(
-        (n, c), lambda b, ch: te.sum(data[b, y, x, ch].astype("int32") - zero_point, axis=[y, x]), name="sum"
+        (n, c), lambda b, ch: te.sum(data[b, y, x, ch].astype("int32") - zero_point(0), axis=[y, x]), name="sum"
     )
     out = te.compute(
         (n, c),
@@ -74,8 +75,9 @@ def mean_spatial_nhwc(shape, dtype: str = "int8", input_zero_point: int = 0, rou
                                       offset_clamp(2), dtype, rounding),
         name="requantize",
     )
-    func = te.create_prim_func([data, multiplier, shift, offset_clamp, out])
-    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME,
+    func = te.create_prim_func([data, zero_point, multiplier, shift, offset_clamp, out])
+    symbol = f"{NAME}_{h}x{w}x{c}{f'n{n}' if n != 1 else ''}_{dtype}_{rounding}"
+    return func.with_attrs({"global_symbol": symbol, "tir_armq.kernel": NAME, "tirx.noalias": True,
                             "tir_armq.rounding": rounding})
 
 

@@ -99,7 +99,7 @@ def requantize_block(shape: tuple[int, int, int, int], out_dtype: str, rounding:
     return block
 
 
-OP_NAME = "requantize_nhwc"
+NAME = "requantize_q8"  # the kernel variant: TFLite's requantize on its own
 
 
 def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8", rounding: str = "away",
@@ -130,5 +130,6 @@ def requantize_nhwc(shape: tuple[int, ...], out_dtype: str = "int8", rounding: s
     )
     func = te.create_prim_func([acc, multiplier, shift, offset_clamp, out])
     promise = {"tir_armq.right_shifts": True} if right_shifts else {}
-    return func.with_attrs({"global_symbol": OP_NAME, "tirx.noalias": True, "tir_armq.op": OP_NAME,
+    symbol = f"{NAME}_{'x'.join(map(str, shape))}_{out_dtype}_{rounding}{'_rshift' if right_shifts else ''}"
+    return func.with_attrs({"global_symbol": symbol, "tir_armq.kernel": NAME, "tirx.noalias": True,
                             "tir_armq.rounding": rounding, **promise})

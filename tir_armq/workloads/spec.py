@@ -1,4 +1,4 @@
-"""The quantized convolution description shared by the depthwise and the dense workload."""
+"""The quantized convolution layer description shared by the depthwise and the dense layer."""
 
 from __future__ import annotations
 
@@ -16,12 +16,17 @@ from .params import Padding
 
 @dataclass(frozen=True)
 class QuantConvSpec:
-    """Fields common to both workloads; built only through the validating workload functions.
+    """Fields common to both layers; built only through the validating functions `depthwise_spec`
+    and `conv_spec`.
 
-    `weight_zero_point` is an int (per tensor) or a tuple with one value per output channel; a
-    per-channel zero point becomes an extra int32 argument of the PrimFunc. `output_dtype` "int32"
-    gives the accumulators (+ bias); "int8"/"uint8" fuses TFLite's requantize into the epilogue,
-    with three more int32 arguments (multiplier, shift, offset_clamp; see `tir_armq.requantize`).
+    Shapes, dtypes, stride, padding, dilation, the output dtype and the epilogue's form (rounding,
+    right shifts only, a fused residual ADD) make the workload: they decide a kernel's PrimFunc.
+    The zero points are the layer's quantization, like the requantize and ADD parameters: they
+    reach a kernel as arguments or as constants folded at build time (`tir_armq.kernels`), never
+    as part of a PrimFunc's body, so that one tuned record serves every model with the layer.
+    `weight_zero_point` is an int (per tensor) or a tuple with one value per output channel.
+    `output_dtype` "int32" gives the accumulators (+ bias); "int8"/"uint8" fuses TFLite's
+    requantize into the epilogue (multiplier, shift, offset_clamp; see `tir_armq.requantize`).
     """
 
     data_shape: tuple[int, int, int, int]  # N, H, W, C
@@ -39,7 +44,7 @@ class QuantConvSpec:
     # arguments are checked against it, and the "single" epilogue then needs no left-shift form.
     right_shifts: bool = False
 
-    op_name: ClassVar[str]  # the PrimFunc's global symbol, and the op its schedule rule accepts
+    kind: ClassVar[str]  # "depthwise" or "conv"
     residual: ClassVar[bool] = False  # a fused residual ADD epilogue (dense conv only)
 
     @property
@@ -85,12 +90,12 @@ class QuantConvSpec:
             np.asarray(self.weight_zero_point, dtype=np.int32), (self.out_channels,)
         ).copy()
 
-    def arguments(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                  requantize: RequantizeParams | None = None, residual: np.ndarray | None = None,
-                  add: AddParams | None = None) -> list[np.ndarray]:
-        """The PrimFunc's arguments in order, the last one the zeroed output; `requantize` is
-        required exactly when the workload requantizes, `residual` (the other input of the ADD,
-        shaped as the output) and `add` exactly when it fuses a residual add."""
+    def check_inputs(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                     requantize: RequantizeParams | None = None, residual: np.ndarray | None = None,
+                     add: AddParams | None = None) -> None:
+        """Refuse arrays that are not this layer's, naming the argument: `requantize` is required
+        exactly when the layer requantizes, `residual` (the other input of the ADD, shaped as the
+        output) and `add` exactly when it fuses a residual add."""
         checks = (
             ("data", data, self.data_shape, self.data_dtype),
             ("weight", weight, self.weight_shape, self.weight_dtype),
@@ -101,9 +106,6 @@ class QuantConvSpec:
                 raise ValueError(f"{name}: expected shape {tuple(shape)}, got {arr.shape}")
             if arr.dtype != np.dtype(dtype):
                 raise TypeError(f"{name}: expected dtype {dtype}, got {arr.dtype}")
-        args = [data, weight, bias]
-        if self.per_channel_weight_zp:
-            args.append(self.weight_zero_points())
         if self.requantizes:
             if requantize is None:
                 raise ValueError(f"requantize: this workload outputs {self.output_dtype}; pass its RequantizeParams")
@@ -115,7 +117,6 @@ class QuantConvSpec:
             if self.right_shifts and (params.shift >= 0).any():
                 raise ValueError("requantize: the workload was built for right shifts only (right_shifts=True), "
                                  f"the parameters have shifts up to {int(params.shift.max())}")
-            args += [params.multiplier.astype(np.int32), params.shift.astype(np.int32), params.offset_clamp()]
         elif requantize is not None:
             raise ValueError("requantize: this workload outputs int32 accumulators; build it with output_dtype int8/uint8")
         if self.residual:
@@ -124,11 +125,8 @@ class QuantConvSpec:
             if residual.shape != self.out_shape or residual.dtype != np.dtype(self.output_dtype):
                 raise ValueError(f"residual: expected {self.out_shape} {self.output_dtype}, got {residual.shape} "
                                  f"{residual.dtype}")
-            args += [residual, add.array()]
         elif residual is not None or add is not None:
             raise ValueError("residual, add: this workload has no residual add; build it with residual=True")
-        args.append(np.zeros(self.out_shape, dtype=self.output_dtype))
-        return args
 
 
 def validated_fields(

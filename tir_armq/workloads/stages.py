@@ -1,8 +1,13 @@
-"""TE stages both workloads share: the padded input, the widening casts, the bias epilogue.
+"""TE stages the int16 workloads share (the padded input, the widening casts, the bias epilogue)
+and the epilogue every conv workload has.
 
 Stage names are part of the contract with the schedules: `data_pad`, `data_vec`, `weight_vec`,
 `conv`, `output`, `requantize` (the fused epilogue of a workload with an int8/uint8 output) and
 `residual_add` (a conv's fused residual ADD).
+
+Zero points are arguments, never constants of the body: `data_zero_point` (one int32) and
+`weight_zero_point` (one int32 per output channel), so that one PrimFunc, and one tuned record,
+serves every model with the layer's shapes.
 """
 
 from __future__ import annotations
@@ -11,31 +16,26 @@ from tvm import te, tirx
 
 from .add import PARAM_NAMES as ADD_PARAM_NAMES
 from .add import add_expr
+from .naming import kernel_name
 from .requantize import requantize_expr
 from .spec import QuantConvSpec
 
-# Every workload has these (the int16 path adds data_vec, weight_vec and the output epilogue, the
-# int8 path weight_vec and bias_vec).
-STAGES = ("data_pad", "conv")
 
-
-def placeholders(spec: QuantConvSpec) -> tuple[te.Tensor, te.Tensor, te.Tensor, te.Tensor | None]:
+def placeholders(spec: QuantConvSpec) -> tuple[te.Tensor, te.Tensor, te.Tensor, te.Tensor, te.Tensor]:
+    """data, weight (TFLite's layout), bias, weight_zero_point (per output channel), data_zero_point."""
     data = te.placeholder(spec.data_shape, spec.data_dtype, name="data")
     weight = te.placeholder(spec.weight_shape, spec.weight_dtype, name="weight")
     bias = te.placeholder((spec.out_channels,), "int32", name="bias")
-    weight_zp = (
-        te.placeholder((spec.out_channels,), "int32", name="weight_zero_point")
-        if spec.per_channel_weight_zp
-        else None
-    )
-    return data, weight, bias, weight_zp
+    weight_zp = te.placeholder((spec.out_channels,), "int32", name="weight_zero_point")
+    data_zp = te.placeholder((1,), "int32", name="data_zero_point")
+    return data, weight, bias, weight_zp, data_zp
 
 
-def pad_data(spec: QuantConvSpec, data: te.Tensor) -> te.Tensor:
+def pad_data(spec: QuantConvSpec, data: te.Tensor, data_zp: te.Tensor) -> te.Tensor:
     """Pad with the data zero point, so padded taps contribute exactly zero after subtraction."""
     n, h, w, c = spec.data_shape
     p = spec.padding
-    fill = tirx.const(spec.data_zero_point, spec.data_dtype)
+    fill = data_zp(0).astype(spec.data_dtype)
 
     def body(b, y, x, ch):
         inside = tirx.all(y >= p.top, y < p.top + h, x >= p.left, x < p.left + w)
@@ -44,19 +44,13 @@ def pad_data(spec: QuantConvSpec, data: te.Tensor) -> te.Tensor:
     return te.compute((n, h + p.top + p.bottom, w + p.left + p.right, c), body, name="data_pad")
 
 
-def widen_data(spec: QuantConvSpec, value: tirx.PrimExpr) -> tirx.PrimExpr:
+def widen_data(value: tirx.PrimExpr, data_zp: te.Tensor) -> tirx.PrimExpr:
     """`int16(x) - zp`: exact for every int8/uint8 value and zero point."""
-    return value.astype("int16") - tirx.const(spec.data_zero_point, "int16")
+    return value.astype("int16") - data_zp(0).astype("int16")
 
 
-def widen_weight(weight_zp: te.Tensor | None, spec: QuantConvSpec, value: tirx.PrimExpr,
-                 out_channel: tirx.PrimExpr) -> tirx.PrimExpr:
-    zp = (
-        weight_zp[out_channel].astype("int16")
-        if weight_zp is not None
-        else tirx.const(spec.weight_zero_point, "int16")
-    )
-    return value.astype("int16") - zp
+def widen_weight(value: tirx.PrimExpr, weight_zp: te.Tensor, out_channel: tirx.PrimExpr) -> tirx.PrimExpr:
+    return value.astype("int16") - weight_zp(out_channel).astype("int16")
 
 
 def add_bias(spec: QuantConvSpec, acc, bias: te.Tensor) -> te.Tensor:
@@ -113,20 +107,17 @@ def epilogue_args(spec: QuantConvSpec, output: te.Tensor) -> list[te.Tensor]:
     return [*params, *residual_add_stage(spec, requantized)]
 
 
-def to_prim_func(spec: QuantConvSpec, op_name: str, tensors: list[te.Tensor]) -> tirx.PrimFunc:
-    func = te.create_prim_func(tensors)
-    attrs = {
-        "global_symbol": op_name,
-        # The key TVM 0.27 honours; "tir.noalias" is silently ignored.
-        "tirx.noalias": True,
-        "tir_armq.op": op_name,
-    }
-    return func.with_attrs({**attrs, **requantize_attrs(spec)})
+def to_prim_func(spec: QuantConvSpec, variant: str, tensors: list[te.Tensor]) -> tirx.PrimFunc:
+    return te.create_prim_func(tensors).with_attrs(workload_attrs(spec, variant))
 
 
-def requantize_attrs(spec: QuantConvSpec) -> dict:
-    """The epilogue's rounding, for the schedule to pick its intrinsic; only on requantizing
-    workloads, so an int32 workload keeps the structural hash its tuning records were stored under."""
-    if not spec.requantizes:
-        return {}
-    return {"tir_armq.rounding": spec.rounding, **({"tir_armq.right_shifts": True} if spec.right_shifts else {})}
+def workload_attrs(spec: QuantConvSpec, variant: str) -> dict:
+    """A conv kernel's attributes: its name (the global symbol) and variant, which its schedule
+    rule recognises it by; no aliasing (the key TVM 0.27 honours; "tir.noalias" is silently
+    ignored); the epilogue's rounding and shift form, which pick its intrinsic."""
+    attrs = {"global_symbol": kernel_name(spec, variant), "tir_armq.kernel": variant, "tirx.noalias": True}
+    if spec.requantizes:
+        attrs["tir_armq.rounding"] = spec.rounding
+        if spec.right_shifts:
+            attrs["tir_armq.right_shifts"] = True
+    return attrs

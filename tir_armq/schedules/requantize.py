@@ -13,9 +13,9 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from .. import intrinsics
-from ..workloads.requantize import OP_NAME
-from .add_default import place_residual_add, tensorize_add
-from .common import has_block, is_op, loop_extent
+from ..workloads.requantize import NAME
+from .vadd import place_residual_add, tensorize_add
+from .common import has_block, is_kernel, loop_extent
 
 LANES = (16, 8, 4)
 
@@ -66,9 +66,11 @@ def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: T
         tensorize_add(sch, residual, sch.get_loops(residual)[-1], target)
 
 
-class RequantizeDefault(ScheduleRule):
+class RequantizeQ8(ScheduleRule):
+    """One fixed schedule (no decisions worth a search): the same for `tunable` True and False."""
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if not is_op(func, OP_NAME):
+        if not is_kernel(func, NAME):
             return None
         sch = s_tir.Schedule(func)
         block = sch.get_sblock("requantize")

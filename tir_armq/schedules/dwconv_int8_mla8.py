@@ -1,9 +1,6 @@
-"""The depthwise search space: a dlight-style rule whose schedules carry sampled decisions, so
-MetaSchedule's `tune_tir` explores them.
+"""Schedule rule of `dwconv_int8_mla8` (XNNPACK's mla8 arithmetic, register-blocked): the depthwise
+search space, and with `tunable=False` its first design space at its initial decisions.
 
-Per multiply path (the PrimFunc's `tir_armq.path`, see `workloads/depthwise_int8.py`):
-
-int8 path (XNNPACK's mla8 arithmetic, register-blocked):
   loops   channels_outer:     n, oh, c//VC, ow//PX, m, pair, ow%PX, c%VC
           channels_outermost: n, c//VC, oh, ow//PX, m, pair, ow%PX, c%VC
           fused_pixels:       n, c//VC, (oh*ow)//PX, m, pair, (oh*ow)%PX, c%VC   (tail by predicate)
@@ -19,9 +16,6 @@ int8 path (XNNPACK's mla8 arithmetic, register-blocked):
           the requantize epilogue (if any) per pixel tile (channels_outer[most]: from the registers), or
           per output row (channels_outer) or plane (fused_pixels) over all channels, reading the
           int32 row back; one design space per (order, placement).
-int16 path (the seed's: zero points subtracted and widened, SMLAL/VMLAL tensorized):
-  the default template with VC in {4, 8} (one design space each), OW tiled (sampled), and the
-  compute location of the widened data stage sampled (materialised: the intrinsic needs it).
 """
 
 from __future__ import annotations
@@ -30,14 +24,13 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
-from .. import intrinsics
-from ..workloads.depthwise import OP_NAME
-from .common import is_workload, pad_iterations, tensorize_update
-from .requantize_default import place_requantize
+from ..workloads.dwconv_int8_mla8 import NAME
+from .common import ROOT, Decisions, is_kernel
+from .requantize import place_requantize
 
 # (loop order, where the requantize epilogue goes): per output row / plane, reading the int32 row
 # back, or per pixel tile, right after its accumulators (in registers, XNNPACK's order). The first is
-# the int8 path's default schedule: untuned, the row placement measured better on most layers
+# the fixed schedule (tunable=False): untuned, the row placement measured better on most layers
 # (MobileNet V1 0.25/96: 1.98 M cycles, 2.08 M with the tile one), tuning picks per layer.
 # channels_outermost (appended last: design space indices of stored traces keep their meaning)
 # measured on MNv2 14x14x576 at its start point 0.297 cycles/MAC against 0.307 for the best tuned
@@ -46,35 +39,34 @@ INT8_SPACES = (("channels_outer", "row"), ("channels_outer", "tile"), ("fused_pi
                ("channels_outermost", "tile"))
 REQUANTIZE_LANES = 8  # the per-tile epilogue's vector width (any sampled channel tile it divides replays)
 PIXEL_TILES = [1, 2, 3, 4, 6, 8]  # pixels per iteration of the fused-plane order (decision 1: 2)
-# Compute locations start at the root (always valid, so building a design space never fails);
-# MetaSchedule's MutateComputeLocation moves them, and drops the replays a location breaks.
-ROOT = -1
 
 
-class DepthwiseSpace(ScheduleRule):
-    """Design spaces for one depthwise PrimFunc, one per discrete alternative."""
+class DwconvInt8Mla8(ScheduleRule):
+    """Design spaces for one `dwconv_int8_mla8` kernel, one per (loop order, epilogue placement);
+    with `tunable=False` the first at its initial decisions, fixed."""
 
-    def applies(self, func: tirx.PrimFunc) -> bool:
-        return is_workload(func, OP_NAME)
-
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> list[s_tir.Schedule] | None:
-        if not self.applies(func):
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
+        if not is_kernel(func, NAME, ("data_pad", "conv")):
             return None
-        return self.design_spaces(s_tir.Schedule(func), target)
+        sch = s_tir.Schedule(func)
+        if not tunable:
+            order, epilogue = INT8_SPACES[0]
+            return self._schedule(sch, order, epilogue, target, Decisions(sch, tunable=False))
+        return self.design_spaces(sch, target)
 
     def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
-        path = str(sch.mod["main"].attrs.get("tir_armq.path", "int16"))
-        if path == "int8":
-            # The per-tile epilogue needs channel tiles of whole 8-lane vectors.
-            tile_ok = _requantizes(sch) and _channels(sch) % REQUANTIZE_LANES == 0
-            spaces = [space for space in INT8_SPACES if space[1] == "row" or tile_ok]
-            return [self._int8(sch.copy(), order, epilogue, target) for order, epilogue in spaces]
-        mac = intrinsics.for_target(target).MAC
-        return [self._int16(sch.copy(), lanes, mac[lanes], target) for lanes in (4, 8)]
+        # The per-tile epilogue needs channel tiles of whole 8-lane vectors.
+        tile_ok = _requantizes(sch) and _channels(sch) % REQUANTIZE_LANES == 0
+        spaces = [space for space in INT8_SPACES if space[1] == "row" or tile_ok]
+        schedules = []
+        for order, epilogue in spaces:
+            copy = sch.copy()
+            schedules.append(self._schedule(copy, order, epilogue, target, Decisions(copy, tunable=True)))
+        return schedules
 
-    # ---------------------------------------------------------------- int8 path
-    def _int8(self, sch: s_tir.Schedule, order: str, epilogue: str, target: Target) -> s_tir.Schedule:
+    def _schedule(self, sch: s_tir.Schedule, order: str, epilogue: str, target: Target,
+              knobs: Decisions) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
         # The tiles start at measured good points (below; the row epilogue's at 16 lanes x 4 pixels,
@@ -91,10 +83,9 @@ class DepthwiseSpace(ScheduleRule):
         # 14x14x576 s2 0.296 at 16 lanes, 0.275 at 8).
         pixels = _tile_decision(sch, ow, 4 if order == "channels_outer" else 2)
         lanes = 8 if epilogue == "tile" and (order == "channels_outermost" or pixels[1] == 1) else 16
-        co, ci = sch.split(c, sch.sample_perfect_tile(c, n=2, max_innermost_factor=16,
-                                                      decision=_tile_decision(sch, c, lanes, multiple)))
+        co, ci = sch.split(c, knobs.tile(c, n=2, max_innermost_factor=16, decision=_tile_decision(sch, c, lanes, multiple)))
         if order in ("channels_outer", "channels_outermost"):
-            owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=8, decision=pixels))
+            owo, owi = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=8, decision=pixels))
             if order == "channels_outer":
                 sch.reorder(n, oh, co, owo, m, pair, owi, ci)
             else:
@@ -106,7 +97,7 @@ class DepthwiseSpace(ScheduleRule):
             # Pixels of the whole output plane in one axis, tiled by a sampled width with a tail:
             # small planes (7x7, 14x14) get 2-4 pixels per iteration whatever their divisors.
             pixels = sch.fuse(oh, ow)
-            width = sch.sample_categorical(PIXEL_TILES, [1 / len(PIXEL_TILES)] * len(PIXEL_TILES), decision=1)
+            width = knobs.categorical(PIXEL_TILES, decision=1)
             po, owi = sch.split(pixels, [None, width])
             sch.reorder(n, co, po, m, pair, owi, ci)
             rows = n
@@ -117,9 +108,10 @@ class DepthwiseSpace(ScheduleRule):
         # inlined: 0.521 cycles/MAC unpartitioned, 0.253 partitioned; materialised: 0.282).
         for loop in pixel_loops:
             sch.annotate(loop, "pragma_loop_partition_hint", 1)
-        # Step 1. the padded input: inline, whole, or per row/tile, as sampled.
-        pad = sch.get_sblock("data_pad")
-        sch.compute_at(pad, sch.sample_compute_location(pad, decision=ROOT))
+        # Step 1. the padded input: inline, whole, or per row/tile, as sampled. Compute locations
+        # start at the root (always valid, so building a design space never fails); MetaSchedule's
+        # MutateComputeLocation moves them, and drops the replays a location breaks.
+        knobs.compute_at(sch.get_sblock("data_pad"), ROOT)
         # Step 2. the register tile: vectorize and unroll before decomposing (TVM refuses after).
         # conv accumulates into the output (its init is the folded bias): with the taps unrolled
         # the tile is straight-line code and LLVM keeps it in registers.
@@ -139,26 +131,6 @@ class DepthwiseSpace(ScheduleRule):
             place_requantize(sch, tile, target, lanes=REQUANTIZE_LANES)
         else:
             place_requantize(sch, rows, target, pixels_inner=order == "channels_outer")
-        return sch
-
-    # ---------------------------------------------------------------- int16 path
-    def _int16(self, sch: s_tir.Schedule, lanes: int, mac: str, target: Target) -> s_tir.Schedule:
-        data, weight, conv = pad_iterations(sch, {3: lanes})
-        sch.transform_layout(data, ("write", 0), lambda n, h, w, i, j, c: (n, h, w, c // lanes, i, j, c % lanes))
-        sch.transform_layout(weight, ("write", 0), lambda c, m, i, j: (c // lanes, m, i, j, c % lanes))
-        sch.transform_layout(conv, ("write", 0), lambda n, h, w, c, m: (n, h, w, c // lanes, m, c % lanes))
-        n, oh, ow, c, m, kh, kw = sch.get_loops(conv)
-        co, ci = sch.split(c, [None, lanes])
-        owo, owi = sch.split(ow, sch.sample_perfect_tile(ow, n=2, max_innermost_factor=4))
-        sch.reorder(n, oh, owo, co, owi, m, kh, kw, ci)
-        sch.compute_inline("data_pad")
-        block = sch.get_sblock(data)
-        sch.compute_at(block, sch.sample_compute_location(block, decision=ROOT))
-        sch.reverse_compute_at("output", co)
-        # Per pixel tile, over all channels: a padded channel tile (C = 100) is not a whole
-        # number of requantize vectors, the full channel row is.
-        place_requantize(sch, owo, target)
-        tensorize_update(sch, conv, ci, kh, mac)
         return sch
 
 

@@ -7,14 +7,16 @@ from tvm import s_tir, tirx
 from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
-from ..workloads.mean import OP_NAME
-from .common import is_op, loop_extent
-from .requantize_default import requantize_lanes, tensorize_requantize
+from ..workloads.mean import NAME
+from .common import is_kernel, loop_extent
+from .requantize import requantize_lanes, tensorize_requantize
 
 
-class MeanDefault(ScheduleRule):
+class GavgpoolQ8(ScheduleRule):
+    """One fixed schedule (no decisions worth a search): the same for `tunable` True and False."""
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if not is_op(func, OP_NAME):
+        if not is_kernel(func, NAME):
             return None
         sch = s_tir.Schedule(func)
         total = sch.get_sblock("sum")

@@ -13,8 +13,8 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from .. import intrinsics
-from ..workloads.add import OP_NAME
-from .common import has_block, is_op, loop_extent
+from ..workloads.add import NAME
+from .common import has_block, is_kernel, loop_extent
 
 LANES = (16, 8, 4)
 RESIDUAL_ADD = "residual_add"  # the block of a conv workload's fused epilogue
@@ -43,9 +43,11 @@ def place_residual_add(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> s_ti
     return block
 
 
-class AddDefault(ScheduleRule):
+class VaddQ8(ScheduleRule):
+    """One fixed schedule (no decisions worth a search): the same for `tunable` True and False."""
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
-        if not is_op(func, OP_NAME):
+        if not is_kernel(func, NAME):
             return None
         sch = s_tir.Schedule(func)
         block = sch.get_sblock("add")
