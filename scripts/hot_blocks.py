@@ -2,7 +2,7 @@
 with the code of the hottest ones. How the depthwise kernel's problems were found (byte-gathered
 weights, the split shift of the requantize).
 
-    python scripts/hot_blocks.py dw3x3_s2_14x14x576                # default schedule, as built
+    python scripts/hot_blocks.py dw3x3_s2_14x14x576                # fixed schedule, as built
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --space 1      # design space 1, initial decisions
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --start 7      # tuning.start_points(...)[7]
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --db tuning_db # the tuned record
@@ -22,14 +22,15 @@ from tir_armq.measure.cost import CountingGuest, basic_blocks, export_aarch64
 from tir_armq.measure.mca import _disassemble, _words
 from tir_armq.networks import NETWORKS, network_layers
 from tir_armq.targets import AARCH64_A72
-from tir_armq.tuning import as_built, design_spaces, start_points
+from tir_armq.kernels import design_spaces
+from tir_armq.tuning import start_points
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("layer", help="a layer name, e.g. dw3x3_s1_14x14x576")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
-    p.add_argument("--space", type=int, help="design space index (initial decisions) instead of the default")
+    p.add_argument("--space", type=int, help="design space index (initial decisions) instead of the fixed schedule")
     p.add_argument("--start", type=int, help="a tuning start point (design spaces and their inlined-stage variants)")
     p.add_argument("--db", help="use the tuned record of this database root")
     p.add_argument("--top", type=int, default=8, help="blocks to list (default 8)")
@@ -39,8 +40,8 @@ def main() -> None:
     layer = next((l for l in network_layers(args.network) if l.name == args.layer), None)
     if layer is None:
         raise SystemExit(f"no layer {args.layer} in {args.network}")
-    spec, path, arrays = as_built(layer)
-    func = spec.prim_func(path)
+    spec, kernel, arrays = layer.as_built()
+    func = kernel.build(spec)
     target = AARCH64_A72.tvm_target()
     if args.db:
         sch = TargetDatabase(Path(args.db), AARCH64_A72).best_schedule(func)
@@ -52,12 +53,12 @@ def main() -> None:
         print(f"start point {args.start} of {len(points)}:\n{points[args.start].trace}")
         ex = tvm.compile(points[args.start].mod, target=target)
     elif args.space is not None:
-        ex = tvm.compile(design_spaces(tvm.s_tir.Schedule(func), target)[args.space].mod, target=target)
+        ex = tvm.compile(design_spaces(func, target)[args.space].mod, target=target)
     else:
         ex = compile_default(func, AARCH64_A72)
 
     with tempfile.TemporaryDirectory() as tmp, CountingGuest() as guest:
-        cost = guest.measure(export_aarch64(ex, Path(tmp)), spec.op_name, arrays)
+        cost = guest.measure(export_aarch64(ex, Path(tmp)), kernel.kernel_name(spec), arrays)
         counts, cache = guest.last_counts, guest.cache
     macs = spec.macs
     hot = [b for b in counts.block_list if b.execs_in_regions]
@@ -65,7 +66,7 @@ def main() -> None:
     per = cache.costs(code for code, _ in blocks)
     calls = len(counts.regions)
     rows = sorted(blocks, key=lambda b: -b[1] * per[b[0]])
-    print(f"{layer.name} ({path}): {cost.cycles / macs:.3f} cycles/MAC, {cost.instructions / macs:.3f} insns/MAC")
+    print(f"{kernel.kernel_name(spec)}: {cost.cycles / macs:.3f} cycles/MAC, {cost.instructions / macs:.3f} insns/MAC")
     print(f"{'block':>12} {'execs':>9} {'insns':>6} {'cyc/exec':>9} {'share':>6} {'cyc/MAC':>8}")
     for code, execs in rows[: args.top]:
         # A joined run starts with the block of its entry point (the most executed one there).

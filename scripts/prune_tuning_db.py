@@ -3,8 +3,8 @@
 A record is kept with its workload, the PrimFunc as it was tuned: when a workload's PrimFunc changes
 (a new stage layout, an epilogue built for right shifts only), its old records can never match again.
 This keeps the records of every workload that `tir-armq` can still ask for: each network layer's
-tasks (int32 output, every depthwise path; and as a model build runs it) and the kernels of the
-models shipped in `tir_armq/models/`. A developer script: run it after re-tuning, then commit.
+tasks (int32 output, every variant with a search space; and as a model build runs it) and the
+kernels of the models shipped in `tir_armq/models/`. A developer script: run it after re-tuning, then commit.
 
     python scripts/prune_tuning_db.py [--db tuning_db] [--dry-run]
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 from tir_armq.database import TargetDatabase
 from tir_armq.networks import NETWORKS, distinct_layers
 from tir_armq.targets import TARGETS
-from tir_armq.tuning import as_built_tasks, layer_tasks, model_tasks
+from tir_armq.model.tasks import model_tasks
+from tir_armq.tuning import as_built_tasks, layer_tasks
 
 MODELS = Path(__file__).resolve().parents[1] / "tir_armq" / "models"
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from tir_armq.board import emulated
+from tir_armq.kernels import CONV_KERNELS
 from tir_armq.networks import NETWORKS
 
 
@@ -62,19 +63,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tir_armq.tuning import RpcBoards, as_built_tasks, layer_tasks, tune
 
     if args.model:
-        from tir_armq.tuning import model_tasks
+        from tir_armq.model.tasks import model_tasks
 
         tasks = model_tasks(Path(args.model))
     else:
         layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
-        paths = ("int8", "int16") if args.path == "all" else (args.path,)
         if args.epilogue == "int8":  # as a model build runs the layers: requantize fused
             tasks = [task for layer in layers for task in as_built_tasks(layer)]
         else:
-            tasks = [task for layer in layers for task in layer_tasks(layer, paths)]
+            tasks = [task for layer in layers for task in layer_tasks(layer)]
+        if args.variant != "all":
+            tasks = [task for task in tasks if str(task.func.attrs["tir_armq.kernel"]) == args.variant]
     if not tasks:
-        print("tune: nothing to tune: dense convs have a search space as a model build runs them "
-              "(--epilogue int8, or --model), on the c8 path", file=sys.stderr)
+        print("tune: nothing to tune: no kernel of these layers has a search space on the chosen variant",
+              file=sys.stderr)
         return 2
     boards = None
     if args.tracker:
@@ -144,7 +146,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "under qemu-arm)")
     p.add_argument("--trials", type=int, default=64,
                    help="candidates per workload (default 64; 0: the design spaces' start points only)")
-    p.add_argument("--path", default="all", choices=["int8", "int16", "all"], help="depthwise multiply paths")
+    p.add_argument("--variant", default="all", choices=[k.name for k in CONV_KERNELS] + ["all"],
+                   help="only this kernel variant (default: every variant that applies and has a search space)")
     p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
                    help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")
     p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db)")

@@ -1,8 +1,8 @@
-"""The README's demo: every distinct conv and depthwise layer of a MobileNet, built with the
-default tensorized schedules, run on the emulated aarch64 board through TVM RPC (and for ARMv7
-under qemu-arm), compared bit for bit with the numpy reference; then a real int8 MobileNetV2
-built from its .tflite with our kernels, compared with the LiteRT interpreter and costed against it
-(`tir_armq.model.demo`)."""
+"""The README's demo: every distinct conv and depthwise layer of a MobileNet on the kernel variant
+a model build selects for it (requantize fused, as a model runs it), with its variant's fixed
+schedule, run on the emulated aarch64 board through TVM RPC (and for ARMv7 under qemu-arm),
+compared bit for bit with the numpy reference; then a real int8 MobileNetV2 built from its .tflite
+with our kernels, compared with the LiteRT interpreter and costed against it (`tir_armq.model.demo`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from .reference import reference_output
 from .targets import AARCH64_A72, ARMV7_A7
 
 
-def _mac_count(asm: str, isa: str) -> int:
-    pattern = r"^\s*smlal2?\s" if isa == "aarch64" else r"^\s*vmlal\.s16\s"
-    return len(re.findall(pattern, asm, re.M))
+def _mac_count(asm: str, pattern: str) -> int:
+    return len(re.findall(rf"^\s*{pattern}", asm, re.M))
 
 
 def run_demo(network: str = "mobilenet_v2", armv7: bool = True, key: str | None = None, model: bool = True) -> bool:
@@ -47,30 +46,32 @@ def _run(network: str, armv7: bool, key: str) -> bool:
 
     targets = [AARCH64_A72] + ([ARMV7_A7] if armv7 else [])
     layers = distinct_layers(network)
-    print(f"{network}: {len(layers)} distinct conv/depthwise layers, default schedules, int32 output")
-    header = f"{'layer':<34} {'MMAC':>7} " + " ".join(f"{t.name + ' exact':>13} {'MACs in asm':>11}" for t in targets)
+    print(f"{network}: {len(layers)} distinct conv/depthwise layers as a model build runs them (int8 out), "
+          "each on its kernel variant's fixed schedule; 'MACs in asm': the variant's multiply instructions")
+    names = [layer.as_built()[1].kernel_name(layer.as_built_spec()[0]) for layer, _ in layers]
+    width = max(map(len, names))
+    header = f"{'kernel':<{width}} {'MMAC':>7} " + " ".join(f"{t.name + ' exact':>13} {'MACs in asm':>11}" for t in targets)
     print(header)
     all_exact = True
     start = time.monotonic()
     for i, (layer, _count) in enumerate(layers):
-        spec = layer.spec()
-        data, weight, bias = layer.random_inputs(seed=i)
-        expected = reference_output(spec, data, weight, bias)
+        spec, kernel, args = layer.as_built(seed=i)
+        expected = reference_output(spec, *layer.as_built_spec(seed=i)[1])
+        func = kernel.build(spec)
         cells = []
         for target in targets:
-            ex = compile_default(spec.prim_func(), target)
-            args = spec.arguments(data, weight, bias)
+            ex = compile_default(func, target)
             if target is AARCH64_A72:
-                out = emulated.run_on_board(ex, spec.op_name, args, key=key)[-1]
+                out = emulated.run_on_board(ex, kernel.kernel_name(spec), args, key=key)[-1]
             else:
                 from .board.armv7 import run_armv7
 
-                out = run_armv7(ex, spec.op_name, args)[-1]
+                out = run_armv7(ex, kernel.kernel_name(spec), args)[-1]
             exact = np.array_equal(out, expected)
             all_exact &= exact
-            asm_macs = _mac_count(ex.mod.inspect_source("s"), target.isa)
+            asm_macs = _mac_count(ex.mod.inspect_source("s"), kernel.mac_pattern[target.isa])
             cells.append(f"{'yes' if exact else 'NO':>13} {asm_macs:>11}")
-        print(f"{layer.name:<34} {spec.macs / 1e6:>7.2f} " + " ".join(cells), flush=True)
+        print(f"{kernel.kernel_name(spec):<{width}} {spec.macs / 1e6:>7.2f} " + " ".join(cells), flush=True)
     verdict = "all bit-exact" if all_exact else "MISMATCH"
     print(f"{verdict}: {len(layers)} layers x {len(targets)} targets in {time.monotonic() - start:.0f} s")
     return all_exact

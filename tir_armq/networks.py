@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels import ConvKernel, select, with_shift_promise
+from .requantize import TFLITE_ROUNDING, RequantizeParams
 from .workloads import QuantConvSpec, conv_spec, depthwise_spec
 
 
@@ -51,6 +53,24 @@ class Layer:
         weight = rng.integers(-127, 127, size=spec.weight_shape, endpoint=True, dtype=np.int8)
         bias = rng.integers(-(1 << 16), 1 << 16, size=spec.out_channels, dtype=np.int32)
         return data, weight, bias
+
+    def as_built_spec(self, seed: int = 0) -> tuple[QuantConvSpec, tuple]:
+        """The layer as a model build runs it (int8 output, the requantize fused with the rounding
+        of TFLite's kernel for the op, the shift form its scales give) and its inputs: (spec,
+        (data, weight, bias, requantize)), the requantize that of a typical layer (outputs spread
+        over the int8 range)."""
+        spec = self.spec(output_dtype="int8", rounding=TFLITE_ROUNDING[self.kind])
+        data, weight, bias = self.random_inputs(seed)
+        requantize = RequantizeParams.from_scales(0.02, np.full(spec.out_channels, 0.004, np.float32), 0.1, -5,
+                                                  (-128, 127), "int8", spec.rounding)
+        return with_shift_promise(spec, requantize), (data, weight, bias, requantize)
+
+    def as_built(self, seed: int = 0) -> tuple[QuantConvSpec, ConvKernel, list[np.ndarray]]:
+        """(spec, kernel, arguments): the layer as a model build runs it (`as_built_spec`) on the
+        kernel variant a build selects, and that kernel's arguments."""
+        spec, inputs = self.as_built_spec(seed)
+        kernel = select(spec, inputs[1])
+        return spec, kernel, kernel.arguments(spec, *inputs)
 
 
 # (expansion t, output channels c, repeats n, first stride s), from the MobileNetV2 paper.

@@ -25,6 +25,11 @@ import numpy as np
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _OUTPUT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
 ROUNDINGS = ("away", "upward", "single")
+# The rounding of the interpreter's builtin kernels, by layer kind (measured against LiteRT on the board
+# with linear single-layer models, tests/test_model_build.py): its optimized depthwise kernels round
+# the final shift's ties upward (kUpward), its conv and fully-connected kernels (ruy) round
+# x * multiplier once. The forms differ only on ties; a fused ReLU6 clamps the negative ones away.
+TFLITE_ROUNDING = {"depthwise": "upward", "conv": "single", "fc": "single"}
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:

@@ -21,18 +21,17 @@ from tvm import s_tir, tirx
 from tvm.s_tir import meta_schedule as ms
 
 from .database import TargetDatabase, replayed, schedule_of_copy
+from .kernels import applicable, design_spaces, space_size
 from .measure.mca import CPU_MODELS
 from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
-from .schedules.conv_c8 import ConvC8Space
-from .schedules.depthwise_space import DepthwiseSpace
+from .schedules.common import INLINE
 from .targets import ArmTarget
-from .workloads.depthwise_int8 import int8_path_applies
 
 
 @dataclass(frozen=True)
 class Task:
-    """One PrimFunc to tune: a layer in one multiply path."""
+    """One PrimFunc to tune: a kernel variant on a layer, named by its kernel name."""
 
     name: str
     func: tirx.PrimFunc
@@ -47,104 +46,31 @@ class RpcBoards:
     key: str
 
 
-INLINE = -2  # MetaSchedule's compute-location decision for "inlined into its consumer"
-
-# The search spaces `tune` explores, by workload: the first rule that applies gives the design spaces.
-SPACE_RULES = (DepthwiseSpace(), ConvC8Space())
-
-
-def design_spaces(sch, target) -> list:
-    """The design spaces of the workload in `sch` (copies of it, so MetaSchedule keeps the traces)."""
-    func = sch.mod["main"]
-    for rule in SPACE_RULES:
-        if rule.applies(func):
-            return rule.design_spaces(sch, target)
-    attrs = func.attrs or {}
-    raise ValueError(f"no search space for {attrs.get('tir_armq.op')} on the {attrs.get('tir_armq.path', 'int16')} "
-                     "path (depthwise: any path; dense conv: the c8 path)")
-
-
 def tunable(func: tirx.PrimFunc) -> bool:
-    return any(rule.applies(func) for rule in SPACE_RULES)
+    """The kernel's variant has a search space (more than its one fixed schedule)."""
+    return space_size(func) != 1
 
 
-def space_size(func: tirx.PrimFunc) -> int | None:
-    """The number of distinct candidates of a small search space, None for one too large to count."""
-    rule = next(rule for rule in SPACE_RULES if rule.applies(func))
-    return rule.space_size(func) if hasattr(rule, "space_size") else None
-
-
-def layer_tasks(layer: Layer, paths: tuple[str, ...] = ("int8", "int16")) -> list[Task]:
-    """Depthwise, int32 output: each multiply path of `paths` that applies (which wins is measured
-    per layer). Dense convs have a search space on the c8 path only, which needs the data zero point
-    folded into the bias as a model build does: `as_built_tasks`."""
-    if layer.kind != "depthwise":
-        return []
+def layer_tasks(layer: Layer) -> list[Task]:
+    """The layer with int32 output (the accumulators), on each variant that applies and has a
+    search space (which variant wins is measured per layer)."""
     spec = layer.spec()
-    usable = [p for p in paths if p != "int8" or int8_path_applies(spec)]
-    return [Task(f"{layer.name}.{p}", spec.prim_func(p)) for p in usable]
-
-
-def as_built(layer: Layer, seed: int = 0):
-    """The layer as a model build runs it: int8 output with the fused requantize (the rounding of
-    TFLite's kernel for that op), the multiply path the build picks (depthwise int8, pointwise c8
-    with the data zero point folded into the bias). Returns (spec, path, arguments)."""
-    import numpy as np
-
-    from .model.quant_rewrite import ROUNDING, dense_path, depthwise_path, with_shift_promise
-    from .requantize import RequantizeParams
-
-    spec = layer.spec(output_dtype="int8", rounding=ROUNDING[layer.kind])
-    data, weight, bias = layer.random_inputs(seed)
-    # Scales of a typical layer: outputs spread over the int8 range.
-    requantize = RequantizeParams.from_scales(0.02, np.full(spec.out_channels, 0.004, np.float32), 0.1, -5,
-                                              (-128, 127), "int8", spec.rounding)
-    if layer.kind == "depthwise":
-        path = depthwise_path(spec, weight)
-    else:
-        spec, bias, path = dense_path(spec, weight, bias)
-    spec = with_shift_promise(spec, requantize)
-    return spec, path, spec.arguments(data, weight, bias, requantize)
+    weight = layer.random_inputs()[1]
+    tasks = [Task(kernel.kernel_name(spec), kernel.build(spec)) for kernel in applicable(spec, weight)]
+    return [task for task in tasks if tunable(task.func)]
 
 
 def as_built_tasks(layer: Layer) -> list[Task]:
-    """The layer as a model build runs it (`as_built`), when its path has a search space (every
-    depthwise layer; dense convs on the c8 path, i.e. all MobileNet convs but the 3x3 stem)."""
-    spec, path, _ = as_built(layer)
-    func = spec.prim_func(path)
-    return [Task(f"{layer.name}.{path}.{spec.output_dtype}", func)] if tunable(func) else []
-
-
-def model_tasks(path) -> list[Task]:
-    """The tunable kernels of a .tflite model, exactly as its build will use them (requantize fused,
-    the model's rounding): one task per distinct workload that has a search space (`tunable`)."""
-    import tvm_ffi
-
-    from .model.quant_rewrite import ConvSite, rewrite_quantized_convs
-    from .model.tflite_import import load_tflite
-
-    _, sites, _ = rewrite_quantized_convs(load_tflite(path).mod)
-    tasks, seen = [], set()
-    for site in sites:
-        if not isinstance(site, ConvSite):  # a standalone ADD or MEAN: no search space
-            continue
-        func = site.prim_func()
-        if not tunable(func):
-            continue
-        key = tvm_ffi.structural_hash(func)
-        if key not in seen:
-            seen.add(key)
-            name = f"{site.name}.{site.path}"
-            names = {task.name for task in tasks}
-            if name in names:  # one layer shape, two workloads (e.g. the epilogue's shift promise)
-                name = next(f"{name}.{k}" for k in range(2, len(tasks) + 2) if f"{name}.{k}" not in names)
-            tasks.append(Task(name, func))
-    return tasks
+    """The layer as a model build runs it (`Layer.as_built`), when its variant has a search space (every
+    MobileNet layer but the 3x3 stem, a dense conv on `conv_int16_lane`)."""
+    spec, kernel, _ = layer.as_built()
+    func = kernel.build(spec)
+    return [Task(kernel.kernel_name(spec), func)] if tunable(func) else []
 
 
 def _space(target) -> ms.space_generator.ScheduleFn:
     return ms.space_generator.ScheduleFn(
-        lambda sch: design_spaces(sch, target),
+        lambda sch: design_spaces(sch.mod["main"], target),
         sch_rules=[],
         postprocs=[],
         mutator_probs={ms.mutator.MutateTileSize(): 0.6, ms.mutator.MutateComputeLocation(): 0.4},
@@ -261,7 +187,7 @@ def _remeasure(db: TargetDatabase, task: Task, tvm_target, builder, runner, top:
 
 
 def _space_of(func: tirx.PrimFunc, tvm_target) -> list:
-    return design_spaces(s_tir.Schedule(ms.tune_context._normalize_mod(func)), tvm_target)
+    return design_spaces(ms.tune_context._normalize_mod(func)["main"], tvm_target)
 
 
 def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:

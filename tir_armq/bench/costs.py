@@ -10,6 +10,7 @@ import tvm
 
 from ..build import compile_default
 from ..database import TargetDatabase
+from ..kernels import applicable, select
 from ..measure.cost import Cost, CountingGuest, cost_of_regions, export_aarch64
 from ..measure.mca import BlockCostCache, CpuModel
 from ..measure.plugin import parse_counts
@@ -17,7 +18,6 @@ from ..measure.runner import CycleEstimateRunner, board_builder, register_intrin
 from ..networks import Layer
 from ..paths import cache_dir
 from ..targets import AARCH64_A72
-from ..tuning import as_built, layer_tasks
 from .litert import run_litert_guest
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -25,38 +25,41 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 XNNPACK_WARMUP, XNNPACK_INVOKES = 20, 3
 
 
-def _measure_executable(ex: tvm.runtime.Executable, layer: Layer, guest: CountingGuest) -> Cost:
+def _measure(ex: tvm.runtime.Executable, symbol: str, args: list, guest: CountingGuest) -> Cost:
     with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
-        lib = export_aarch64(ex, Path(tmp))
-        return guest.measure(lib, layer.spec().op_name, layer.spec().arguments(*layer.random_inputs()))
+        return guest.measure(export_aarch64(ex, Path(tmp)), symbol, args)
+
+
+def _compiled(func, db: TargetDatabase | None) -> tuple[tvm.runtime.Executable, bool]:
+    """`func` with its best record of the database, else its variant's fixed schedule; and whether
+    it came from the database."""
+    sch = db.best_schedule(func) if db is not None else None
+    if sch is None:
+        return compile_default(func, AARCH64_A72), False
+    return tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()), True
 
 
 def ours_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
-    """Our kernel: the best tuned record of the layer (over its multiply paths) when the database
-    has one, else the default schedule. Returns the cost and where the kernel came from."""
+    """Our kernel with int32 output: the best tuned record over the variants that apply (tuned
+    with `tir-armq tune --epilogue int32`) when the database has one, else the fixed schedule of
+    the variant a build selects. Returns the cost and where the kernel came from."""
     spec = layer.spec()
-    best = None
-    for task in layer_tasks(layer) if db is not None else []:
-        secs = db.best_seconds(task.func)
-        if secs is not None and (best is None or secs < best[0]):
-            best = (secs, task)
-    if best is None:
-        return _measure_executable(compile_default(spec.prim_func(), AARCH64_A72), layer, guest), "default"
-    sch = db.best_schedule(best[1].func)
-    ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target())
-    return _measure_executable(ex, layer, guest), f"tuned:{best[1].name.rsplit('.', 1)[1]}"
+    data, weight, bias = layer.random_inputs()
+    kernels = applicable(spec, weight)
+    timed = [(secs, kernel) for kernel in kernels
+             if db is not None and (secs := db.best_seconds(kernel.build(spec))) is not None]
+    kernel = min(timed, key=lambda item: item[0])[1] if timed else kernels[0]
+    ex, tuned = _compiled(kernel.build(spec), db)
+    cost = _measure(ex, kernel.kernel_name(spec), kernel.arguments(spec, data, weight, bias), guest)
+    return cost, f"{'tuned' if tuned else 'fixed'}:{kernel.name}"
 
 
 def ours_int8_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
-    """Our kernel as a model build uses it (`tuning.as_built`): its tuned record when the database
-    has one (`tir-armq tune --epilogue int8`, or `--model`), else the default schedule."""
-    spec, path, args = as_built(layer)
-    func = spec.prim_func(path)
-    sch = db.best_schedule(func) if db is not None else None
-    ex = tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()) if sch is not None else compile_default(func, AARCH64_A72)
-    with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
-        cost = guest.measure(export_aarch64(ex, Path(tmp)), spec.op_name, args)
-    return cost, f"{'tuned' if sch is not None else 'default'}:{path}"
+    """Our kernel as a model build uses it (`Layer.as_built`): its tuned record when the database
+    has one (`tir-armq tune --epilogue int8`, or `--model`), else its variant's fixed schedule."""
+    spec, kernel, args = layer.as_built()
+    ex, tuned = _compiled(kernel.build(spec), db)
+    return _measure(ex, kernel.kernel_name(spec), args, guest), f"{'tuned' if tuned else 'fixed'}:{kernel.name}"
 
 
 def xnnpack_cost(layer: Layer, model: CpuModel, cache: BlockCostCache | None = None) -> Cost:
@@ -87,7 +90,7 @@ def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: Cpu
                      epilogue: str = "int32") -> Cost | None:
     """Best of `trials` candidates of TVM's default MetaSchedule space for our PrimFunc, ranked by
     the same cycle estimate: the int32-output workload (`epilogue` "int32", beside `ours_cost`) or
-    the layer as a model build runs it ("int8", `tuning.as_built`, beside `ours_int8_cost`). Tuned
+    the layer as a model build runs it ("int8", `Layer.as_built`, beside `ours_int8_cost`). Tuned
     once; the database is kept, so a re-run measures the same kernel. None when no candidate built
     and ran (the tuning logs in the database folder say why)."""
     from tvm.s_tir import meta_schedule as ms
@@ -97,11 +100,13 @@ def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: Cpu
     register_intrinsics()
     target = AARCH64_A72.tvm_target()
     if epilogue == "int8":
-        spec, path, args = as_built(layer)
-        func = spec.prim_func(path)
+        spec, kernel, args = layer.as_built()
     else:
         spec = layer.spec()
-        func, args = spec.prim_func(), spec.arguments(*layer.random_inputs())
+        data, weight, bias = layer.random_inputs()
+        kernel = select(spec, weight)
+        args = kernel.arguments(spec, data, weight, bias)
+    func = kernel.build(spec)
     work = tvm_default_database(layer, trials, epilogue)
     done = work / "done"
     if not done.exists():
@@ -113,5 +118,4 @@ def tvm_default_cost(layer: Layer, guest: CountingGuest, trials: int, model: Cpu
     sch = ms.tir_integration.compile_tir(db, func, target)
     if sch is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="tir_armq_bench.") as tmp:
-        return guest.measure(export_aarch64(tvm.compile(sch.mod, target=target), Path(tmp)), spec.op_name, args)
+    return _measure(tvm.compile(sch.mod, target=target), kernel.kernel_name(spec), args, guest)

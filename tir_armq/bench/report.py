@@ -24,8 +24,9 @@ class Row:
     layer: Layer
     count: int  # how often the network runs this layer
     costs: dict[str, Cost]  # by implementation, those measured
-    source: str = "default"  # our kernel: "default" schedule or "tuned:<multiply path>"
+    source: str = "fixed"  # our int32 kernel: "fixed:<variant>" schedule or "tuned:<variant>"
     source_int8: str = ""  # the same for ours_int8
+    kernel: str = ""  # the kernel name of ours_int8, the layer as a model build runs it: the row's name
 
     @property
     def macs(self) -> int:
@@ -46,9 +47,10 @@ def table(rows: list[Row]) -> str:
     """Fixed-width table: per layer, instructions and cycles per MAC of each implementation, the
     ratios to XNNPACK and to TVM's default, then totals weighted by how often each layer runs."""
     impls = [i for i in IMPLS if any(i in r.costs for r in rows)]
-    head = f"{'network':<13} {'layer':<34} {'n':>2} {'MMAC':>7} {'ours from':>12} " + " ".join(
+    width = max([34, *(len(r.kernel or r.layer.name) for r in rows)])
+    head = f"{'network':<13} {'kernel':<{width}} {'n':>2} {'MMAC':>7} {'ours from':>22} " + " ".join(
         f"{i + ' ins/MAC':>18} {i + ' cyc/MAC':>18}" for i in impls
-    ) + "".join(f" {label:>9}" for label, _, _ in RATIOS) + f" {'int8 from':>14}"
+    ) + "".join(f" {label:>9}" for label, _, _ in RATIOS) + f" {'int8 from':>22}"
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = []
@@ -56,19 +58,20 @@ def table(rows: list[Row]) -> str:
             c = r.costs.get(i)
             cells += [_fmt(c and c.instructions / r.macs, "18.3f"), _fmt(c and c.cycles / r.macs, "18.3f")]
         lines.append(
-            f"{r.network:<13} {r.layer.name:<34} {r.count:>2} {r.macs / 1e6:>7.2f} {r.source:>12} " + " ".join(cells)
-            + "".join(f" {_fmt(r.ratio(other, base), '9.2f')}" for _, other, base in RATIOS) + f" {r.source_int8:>14}"
+            f"{r.network:<13} {r.kernel or r.layer.name:<{width}} {r.count:>2} {r.macs / 1e6:>7.2f} {r.source:>22} "
+            + " ".join(cells)
+            + "".join(f" {_fmt(r.ratio(other, base), '9.2f')}" for _, other, base in RATIOS) + f" {r.source_int8:>22}"
         )
     lines.append("-" * len(head))
     for network in dict.fromkeys(r.network for r in rows):
         for kind in ("depthwise", "conv"):
             sel = [r for r in rows if r.network == network and r.layer.kind == kind]
             if sel:
-                lines.append(_total_line(f"{network} {kind} total", sel, impls))
+                lines.append(_total_line(f"{network} {kind} total", sel, impls, width))
     return "\n".join(lines)
 
 
-def _total_line(label: str, rows: list[Row], impls: list[str]) -> str:
+def _total_line(label: str, rows: list[Row], impls: list[str], width: int) -> str:
     macs = sum(r.count * r.macs for r in rows)
     cells, cycles = [], {}
     for i in impls:
@@ -81,13 +84,14 @@ def _total_line(label: str, rows: list[Row], impls: list[str]) -> str:
     def ratio(other: str, base: str = "ours") -> float | None:
         return cycles[other] / cycles[base] if other in cycles and base in cycles else None
 
-    return (f"{label:<51} {macs / 1e6:>7.2f} {'':>12} " + " ".join(cells)
+    return (f"{label:<{width + 17}} {macs / 1e6:>7.2f} {'':>22} " + " ".join(cells)
             + "".join(f" {_fmt(ratio(other, base), '9.2f')}" for _, other, base in RATIOS))
 
 
 def to_json(rows: list[Row]) -> list[dict]:
     return [
-        {"network": r.network, "layer": r.layer.name, "count": r.count, "macs": r.macs, "ours_from": r.source,
+        {"network": r.network, "layer": r.layer.name, "kernel": r.kernel, "count": r.count, "macs": r.macs,
+         "ours_from": r.source,
          "ours_int8_from": r.source_int8,
          **{i: asdict(c) for i, c in r.costs.items()}}
         for r in rows

@@ -36,14 +36,15 @@ def run_bench(
     work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)]
     rows: list[Row] = []
     measured: dict = {}  # a layer shared by both networks is measured once
-    sources: dict = {}  # where our kernel came from: "default" or "tuned:<path>"
+    sources: dict = {}  # where our kernels came from ("fixed:<variant>" or "tuned:<variant>"), the kernel name
     start = time.monotonic()
     with CountingGuest(model) as guest:
         for i, (net, layer, count) in enumerate(work, 1):
             if layer not in measured:
                 ours, source = ours_cost(layer, guest, db)
                 ours_int8, source_int8 = ours_int8_cost(layer, guest, db)
-                sources[layer] = (source, source_int8)
+                spec, kernel, _ = layer.as_built()
+                sources[layer] = (source, source_int8, kernel.kernel_name(spec))
                 costs: dict[str, Cost] = {"ours": ours, "ours_int8": ours_int8}
                 if xnnpack:
                     costs["xnnpack"] = xnnpack_cost(layer, model, cache)
@@ -57,7 +58,7 @@ def run_bench(
                 measured[layer] = costs
             rows.append(Row(net, layer, count, measured[layer], *sources[layer]))
             ratio = rows[-1].ratio("xnnpack")
-            print(f"[bench {i}/{len(work)}, {time.monotonic() - start:.0f} s] {net} {layer.name}: "
+            print(f"[bench {i}/{len(work)}, {time.monotonic() - start:.0f} s] {net} {sources[layer][2]}: "
                   f"ours {measured[layer]['ours'].cycles / rows[-1].macs:.3f} cycles/MAC "
                   f"(int8 out {measured[layer]['ours_int8'].cycles / rows[-1].macs:.3f})"
                   + (f", XNNPACK/ours {ratio:.2f}x" if ratio else ""), file=sys.stderr, flush=True)

@@ -27,7 +27,7 @@ from tvm.target import Target
 from ..schedules import GavgpoolQ8, RequantizeQ8, VaddQ8
 from ..workloads import add, mean, requantize
 from ..workloads.spec import QuantConvSpec
-from .base import ConvKernel, OpKernel, Operands
+from .base import ConvKernel, OpKernel, Operands, with_shift_promise
 from .conv_c8 import ConvC8Kernel
 from .conv_int16_lane import ConvInt16LaneKernel
 from .dwconv_int8_mla8 import DwconvInt8Mla8Kernel
@@ -111,4 +111,5 @@ def space_size(func: tirx.PrimFunc) -> int | None:
 
 __all__ = ["CONV_C8", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16", "DWCONV_INT8_MLA8",
            "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable", "by_name",
-           "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of"]
+           "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
+           "with_shift_promise"]

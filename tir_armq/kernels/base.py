@@ -129,6 +129,15 @@ def symmetric_int8(spec: QuantConvSpec, weight: np.ndarray | None) -> bool:
             and (weight is None or int(weight.min(initial=0)) >= -127))
 
 
+def with_shift_promise(spec: QuantConvSpec, requantize: RequantizeParams) -> QuantConvSpec:
+    """The epilogue built for right shifts only when every channel's is one, as in any layer whose
+    scale is below 1/2: no left shift, no split of the shift (SQDMULH + SRSHL for ruy's single
+    rounding, SQRDMULH + SRSHL for the depthwise kernels' round half up)."""
+    if (np.asarray(requantize.shift) < 0).all():
+        return replace(spec, right_shifts=True)
+    return spec
+
+
 def with_channels(params: RequantizeParams, channels: int) -> RequantizeParams:
     """Per-channel parameters padded (the first channel's repeated) to `channels`."""
     extra = channels - params.multiplier.size

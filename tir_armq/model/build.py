@@ -1,6 +1,6 @@
 """Build an imported, rewritten model: our kernels scheduled from the target's tuning database
-(MetaSchedule's `MetaScheduleApplyDatabase`), or by their default rules where it has no record;
-everything else compiled by TVM's default Relax pipeline."""
+(MetaSchedule's `MetaScheduleApplyDatabase`), or by their variant's fixed schedule where it has no
+record; everything else compiled by TVM's default Relax pipeline."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from ..build import host_target
 from ..database import DatabaseError, TargetDatabase
-from ..schedules import default_schedule
+from ..kernels import fixed_schedule, variant_of
 from ..targets import ArmTarget
 from .quant_rewrite import ConvSite, rewrite_quantized_convs
 from .tflite_import import ImportedModel, load_tflite
@@ -74,7 +74,7 @@ def sidecar(library: Path | str) -> Path:
 
 
 def _ours(func) -> bool:
-    return isinstance(func, tirx.PrimFunc) and func.attrs is not None and "tir_armq.op" in func.attrs
+    return isinstance(func, tirx.PrimFunc) and variant_of(func) is not None
 
 
 def _target_records(db: TargetDatabase, mod: tvm.IRModule) -> ms.database.Database:
@@ -85,9 +85,8 @@ def _target_records(db: TargetDatabase, mod: tvm.IRModule) -> ms.database.Databa
     for _, func in mod.functions.items():
         if not _ours(func):
             continue
-        # Tuned under the workload's own symbol (tir-armq tune); here each kernel is exported under a
-        # name of its own, which is part of the structural hash MetaSchedule keys workloads by.
-        records = db.records(func.with_attr("global_symbol", func.attrs["tir_armq.op"]), limit=1)
+        # The kernel as tuned: its global symbol is its kernel name, here and in `tir-armq tune`.
+        records = db.records(func, limit=1)
         if records:
             best = records[0]
             workload = memory.commit_workload(ms.tune_context._normalize_mod(func))
@@ -98,8 +97,8 @@ def _target_records(db: TargetDatabase, mod: tvm.IRModule) -> ms.database.Databa
 
 def schedule_kernels(mod: tvm.IRModule, target: ArmTarget | None,
                      db: TargetDatabase | None) -> tuple[tvm.IRModule, int, int]:
-    """Our PrimFuncs scheduled: from `db` through MetaScheduleApplyDatabase, the rest by default
-    rules. Returns the module, the number of our kernels, and how many came from the database."""
+    """Our PrimFuncs scheduled: from `db` through MetaScheduleApplyDatabase, the rest by their
+    variant's fixed schedule. Returns the module, the number of our kernels, and how many came from the database."""
     tvm_target = target.tvm_target() if target is not None else host_target()
     kernels = sum(1 for _, f in mod.functions.items() if _ours(f))
     from_db = 0
@@ -111,7 +110,7 @@ def schedule_kernels(mod: tvm.IRModule, target: ArmTarget | None,
                 mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
     for gvar, func in list(mod.functions.items()):
         if _ours(func) and not func.attrs.get("tirx.is_scheduled", False):
-            scheduled = default_schedule(func, tvm_target).mod["main"]
+            scheduled = fixed_schedule(func, tvm_target).mod["main"]
             mod[gvar] = scheduled.with_attr("tirx.is_scheduled", True)
     return mod, kernels, from_db
 

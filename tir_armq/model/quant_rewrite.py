@@ -9,10 +9,13 @@ The Relax TFLite frontend imports a quantized CONV_2D / DEPTHWISE_CONV_2D as
 which computes in float32. This pass replaces each such chain by one `call_tir` of our workload
 with the requantize epilogue fused (TFLite's fixed-point multiplier and shift per output channel,
 `tir_armq.requantize`), the activation clip folded into its clamp, and the weights, bias and
-requantize parameters as constants. FULLY_CONNECTED runs as a 1x1 conv, the spatial MEAN (global
-average pooling) on `mean_spatial_nhwc`, the residual ADD on `add_nhwc`; an ADD whose input is a
-conv's only use is fused into that conv's epilogue (`Conv2DSpec.residual`), so no separate pass
-over the tensor remains. Everything else (softmax, ops we do not know) stays on TVM's default path.
+requantize parameters as constants. Each conv runs on the first kernel variant of the table that
+applies to it (`tir_armq.kernels.select`), whose `prepare` folds the constants at build time: the
+kernels' PrimFuncs hold no model constant, so two models with the same layer shapes share kernels
+and tuning records. FULLY_CONNECTED runs as a 1x1 conv, the spatial MEAN (global average pooling)
+on `gavgpool_q8`, the residual ADD on `vadd_q8`; an ADD whose input is a conv's only use is fused
+into that conv's epilogue (`Conv2DSpec.residual`), so no separate pass over the tensor remains.
+Everything else (softmax, ops we do not know) stays on TVM's default path.
 """
 
 from __future__ import annotations
@@ -24,33 +27,32 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from ..requantize import RequantizeParams
+from ..kernels import GAVGPOOL_Q8, VADD_Q8, ConvKernel, select, with_shift_promise
+from ..requantize import TFLITE_ROUNDING, RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
-from ..workloads.add import AddParams, add_nhwc, add_params, has_tail
-from ..workloads.conv_c8 import OC_TILE, c8_path_applies, fold_data_zero_point
-from ..workloads.depthwise_int8 import int8_path_applies
-from ..workloads.mean import mean_params, mean_spatial_nhwc, optimized_mean_params
-from ..workloads.params import Padding, dtype_range
+from ..workloads.add import AddParams, add_params, has_tail
+from ..workloads.mean import mean_params, optimized_mean_params
+from ..workloads.params import dtype_range
 
 
 @dataclass(frozen=True)
 class ConvSite:
-    """One rewritten layer: its workload, multiply path, and the constant arguments."""
+    """One rewritten layer: the layer (its quantization included), the kernel variant that runs it,
+    and the layer's constants as the model holds them (the kernel's `prepare` folds them)."""
 
     spec: QuantConvSpec
-    path: str  # depthwise: "int8" or "int16"; conv: "c8" or "int16"
+    kernel: ConvKernel
     weight: np.ndarray
     bias: np.ndarray
     requantize: RequantizeParams
     fully_connected: bool = False  # a (N, K) x (K, O) layer run as a 1x1 conv on (N, 1, 1, K)
     residual: AddParams | None = None  # a fused residual ADD (this conv's output is its first input)
-    channels: int | None = None  # the layer's output channels when the kernel computes more (padded)
 
     @property
     def kind(self) -> str:
         if self.fully_connected:
             return "fc"
-        return "depthwise" if self.spec.op_name.startswith("depthwise") else "conv"
+        return self.spec.kind
 
     @property
     def tflite_ops(self) -> tuple[str, ...]:
@@ -59,20 +61,21 @@ class ConvSite:
         return (op, "ADD") if self.residual is not None else (op,)
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
-        return self.spec.prim_func(self.path)
+        return self.kernel.build(self.spec)
 
-    def constant_args(self) -> list[np.ndarray]:
-        """The PrimFunc arguments after the data, in order, up to the residual input (if any)."""
-        spec = self.spec
-        residual = np.zeros(spec.out_shape, spec.output_dtype) if self.residual is not None else None
-        args = spec.arguments(np.zeros(spec.data_shape, spec.data_dtype), self.weight, self.bias, self.requantize,
-                              residual, self.residual)
-        return args[1:-3] if self.residual is not None else args[1:-1]
+    @property
+    def channels(self) -> int | None:
+        """The layer's output channels when the kernel computes more (padded to its tile)."""
+        computed = self.kernel.kernel_spec(self.spec).out_channels
+        return self.spec.out_channels if computed != self.spec.out_channels else None
 
     def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
-        """The call_tir arguments: the data, the constants, then the residual input and its ADD
-        parameters."""
-        args = [inputs[0], *(relax.const(a) for a in self.constant_args())]
+        """The call_tir arguments: the data, the kernel's constants, the requantize parameters, then
+        the residual input and its ADD parameters."""
+        operands = self.kernel.prepare(self.spec, self.weight, self.bias, self.requantize)
+        p = operands.requantize
+        constants = [*operands.constants, p.multiplier.astype(np.int32), p.shift.astype(np.int32), p.offset_clamp()]
+        args = [inputs[0], *(relax.const(a) for a in constants)]
         if self.residual is not None:
             args += [inputs[1], relax.const(self.residual.array())]
         return args
@@ -82,13 +85,11 @@ class ConvSite:
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        return self.spec.out_shape
+        return self.kernel.kernel_spec(self.spec).out_shape
 
     @property
     def name(self) -> str:
-        (kh, kw), (sh, _) = self.spec.kernel, self.spec.stride
-        add = "_add" if self.residual is not None else ""
-        return f"{self.kind}{kh}x{kw}_s{sh}_{'x'.join(map(str, self.spec.data_shape[1:]))}{add}"
+        return self.kernel.kernel_name(self.spec)
 
     def with_clamp(self, lo: int, hi: int) -> ConvSite:
         """The activation clip folded into the last clamp: the residual add's, else the requantize's."""
@@ -113,11 +114,12 @@ class MeanSite:
     tflite_ops = ("MEAN",)
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
-        return mean_spatial_nhwc(self.data_shape, self.dtype, self.input_zero_point, self.requantize.rounding)
+        return GAVGPOOL_Q8.build(self.data_shape, self.dtype, self.requantize.rounding)
 
     def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
         p = self.requantize
-        return [*inputs, *(relax.const(a) for a in (p.multiplier, p.shift, p.offset_clamp()))]
+        constants = (np.array([self.input_zero_point], np.int32), p.multiplier, p.shift, p.offset_clamp())
+        return [*inputs, *(relax.const(a) for a in constants)]
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -125,7 +127,7 @@ class MeanSite:
 
     @property
     def name(self) -> str:
-        return f"mean_{'x'.join(map(str, self.data_shape[1:]))}"
+        return str(self.prim_func().attrs["global_symbol"])
 
     def with_clamp(self, lo: int, hi: int) -> MeanSite:
         p = self.requantize
@@ -144,7 +146,7 @@ class AddSite:
     tflite_ops = ("ADD",)
 
     def prim_func(self) -> tvm.tirx.PrimFunc:
-        return add_nhwc(self.shape, self.dtype)
+        return VADD_Q8.build(self.shape, self.dtype)
 
     def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
         return [*inputs, relax.const(self.params.array())]
@@ -159,7 +161,7 @@ class AddSite:
 
     @property
     def name(self) -> str:
-        return f"add_{'x'.join(map(str, self.shape[1:]))}"
+        return str(self.prim_func().attrs["global_symbol"])
 
     def with_clamp(self, lo: int, hi: int) -> AddSite:
         p = self.params
@@ -180,13 +182,6 @@ def _scalar(expr: relax.Expr) -> float | int | None:
     if value is None or value.size != 1:
         return None
     return value.reshape(()).item()
-
-
-# The requantize rounding of the interpreter's builtin kernels (tir_armq.requantize; measured against
-# LiteRT on the board with linear single-layer models, tests/test_model_build.py): its optimized
-# depthwise kernels round the final shift's ties upward (kUpward), its conv kernels (ruy) round
-# x * multiplier once. The forms differ only on ties; a fused ReLU6 clamps the negative ones away.
-ROUNDING = {"depthwise": "upward", "conv": "single", "fc": "single"}
 
 
 class _Unmatched(Exception):
@@ -281,19 +276,16 @@ class QuantConvRewriter(relax.PyExprMutator):
         common = dict(stride=strides, dilation=dilation, padding=(top, bottom, left, right), data_dtype=data_dtype,
                       weight_dtype=str(weight.dtype), data_zero_point=in_zp, output_dtype=out_dtype)
         kind = "conv" if groups == 1 else "depthwise"
-        common["rounding"] = ROUNDING[kind]
+        common["rounding"] = TFLITE_ROUNDING[kind]
         if groups == 1 and kernel_layout == "HWIO":
             weight = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))  # HWIO -> TFLite's OHWI
             cout = weight.shape[0]
             spec = conv_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
-            spec, bias, path = dense_path(spec, weight, self._bias(bias_f, cout))
         elif groups == cin and groups > 1 and kernel_layout == "HWOI":
             kh, kw = weight.shape[-3:-1] if weight.ndim == 4 and weight.shape[0] == 1 else weight.shape[:2]
             weight = np.ascontiguousarray(weight.reshape(1, kh, kw, -1))  # TFLite's (1, KH, KW, C*M)
             cout = weight.shape[3]
             spec = depthwise_spec((n, h, w, cin), weight.shape, weight_zero_point=_zero_points(w_zp, cout), **common)
-            path = depthwise_path(spec, weight)
-            bias = self._bias(bias_f, cout)
         else:
             raise _Unmatched(f"grouped conv2d (groups={groups}, kernel layout {kernel_layout})")
         if w_scale.size not in (1, cout):
@@ -302,7 +294,8 @@ class QuantConvRewriter(relax.PyExprMutator):
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
             spec.rounding, float_product=data_dtype == "uint8",
         )
-        return _padded_for_c8(ConvSite(with_shift_promise(spec, requantize), path, weight, bias, requantize)), data
+        spec = with_shift_promise(spec, requantize)
+        return ConvSite(spec, select(spec, weight), weight, self._bias(bias_f, cout), requantize), data
 
     def _bias(self, bias_f: relax.Expr | None, channels: int) -> np.ndarray:
         if bias_f is None:
@@ -331,16 +324,16 @@ class QuantConvRewriter(relax.PyExprMutator):
         cout = weight.shape[0]
         spec = conv_spec((n, 1, 1, k), (cout, 1, 1, k), data_dtype=str(data.ty.dtype), weight_dtype=str(weight.dtype),
                          data_zero_point=in_zp, weight_zero_point=_zero_points(w_zp, cout), output_dtype=out_dtype,
-                         rounding=ROUNDING["fc"])
+                         rounding=TFLITE_ROUNDING["fc"])
         # Per-tensor weights: TFLite's FC takes the float32 product of the scales (as uint8 conv does).
         requantize = RequantizeParams.from_scales(
             in_scale, np.broadcast_to(w_scale, (cout,)), out_scale, out_zp, dtype_range(out_dtype), out_dtype,
             spec.rounding, float_product=w_scale.size == 1,
         )
         weight = np.ascontiguousarray(weight.reshape(cout, 1, 1, k))
-        spec, bias, path = dense_path(spec, weight, self._bias(bias_f, cout))
-        site = ConvSite(with_shift_promise(spec, requantize), path, weight, bias, requantize, fully_connected=True)
-        return _padded_for_c8(site), data
+        spec = with_shift_promise(spec, requantize)
+        return ConvSite(spec, select(spec, weight), weight, self._bias(bias_f, cout), requantize,
+                        fully_connected=True), data
 
     def _match_add(self, a: relax.Call, b: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
         """A residual ADD: quantize(add(dequantize(x1), dequantize(x2)))."""
@@ -402,7 +395,7 @@ class QuantConvRewriter(relax.PyExprMutator):
         if channels is not None:  # drop the padded channels
             call = relax.op.strided_slice(self.builder_.emit(call), axes=[3], begin=[0], end=[channels])
         if getattr(site, "fully_connected", False):
-            call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], channels or site.spec.out_channels))
+            call = relax.op.reshape(self.builder_.emit(call), (site.spec.data_shape[0], site.spec.out_channels))
         elif getattr(site, "keepdims", False):
             n, c = site.out_shape
             call = relax.op.reshape(self.builder_.emit(call), (n, 1, 1, c))
@@ -414,62 +407,16 @@ class QuantConvRewriter(relax.PyExprMutator):
 
     def _call(self, site, inputs: list[relax.Expr]) -> relax.Expr:
         func = site.prim_func()
-        # One PrimFunc per distinct workload, named (and exported) after the layer shape.
+        # One PrimFunc per distinct workload, exported under its kernel name (the name says
+        # everything the body depends on, so one name is one workload).
         key = tvm_ffi.structural_hash(func)
         gvar = self.kernels.get(key)
         if gvar is None:
-            name = f"{site.name}_{len(self.kernels)}"
-            gvar = self.builder_.add_func(func.with_attr("global_symbol", name), name)
+            name = str(func.attrs["global_symbol"])
+            gvar = self.builder_.add_func(func, name)
             self.kernels[key] = gvar
         out_dtype = site.out_dtype if isinstance(site, AddSite) else site.requantize.output_dtype
         return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
-
-
-def with_shift_promise(spec, requantize: RequantizeParams):
-    """The epilogue built for right shifts only when every channel's is one, as in any layer whose
-    scale is below 1/2: no left shift, no split of the shift (SQDMULH + SRSHL for ruy's single
-    rounding, SQRDMULH + SRSHL for the depthwise kernels' round half up)."""
-    if (np.asarray(requantize.shift) < 0).all():
-        return replace(spec, right_shifts=True)
-    return spec
-
-
-def depthwise_path(spec, weight: np.ndarray) -> str:
-    """The depthwise multiply path: "int8" for TFLite's int8 scheme (its identity needs weights in
-    [-127, 127], as the scheme makes them), else "int16"."""
-    return "int8" if int8_path_applies(spec) and weight.min() >= -127 else "int16"
-
-
-def dense_path(spec, weight: np.ndarray, bias: np.ndarray):
-    """(spec, bias, multiply path) of a dense layer: "c8" for TFLite's int8 pointwise layers (the data
-    zero point folded into the bias here, once: the kernel never sees it), else "int16"."""
-    if spec.data_dtype == "int8" and spec.weight_dtype == "int8" and weight.min() >= -127 \
-            and spec.padding == Padding(0, 0, 0, 0):
-        folded, folded_bias = fold_data_zero_point(spec, weight, bias)
-        if c8_path_applies(folded):
-            return folded, folded_bias, "c8"
-    return spec, bias, "int16"
-
-
-def _padded_for_c8(site: ConvSite) -> ConvSite:
-    """A dense layer whose output channels alone keep it off the c8 path (a 100-class classifier)
-    computed with zero weights up to a multiple of 8 channels, the extra ones sliced off after."""
-    spec = site.spec
-    if site.path != "int16" or spec.out_channels % OC_TILE == 0 or spec.weight_dtype != "int8" \
-            or any(spec.weight_zero_points()):
-        return site
-    channels, padded = spec.out_channels, -(-spec.out_channels // OC_TILE) * OC_TILE
-    extra = padded - channels
-    weight = np.concatenate([site.weight, np.zeros((extra, *site.weight.shape[1:]), site.weight.dtype)])
-    bias = np.concatenate([site.bias, np.zeros(extra, np.int32)])
-    p = site.requantize.broadcast(channels)
-    requantize = replace(p, multiplier=np.concatenate([p.multiplier, np.repeat(p.multiplier[:1], extra)]),
-                         shift=np.concatenate([p.shift, np.repeat(p.shift[:1], extra)]))
-    wide = replace(spec, channels_out=padded, weight_zero_point=0)
-    wide, bias, path = dense_path(wide, weight, bias)
-    if path != "c8":
-        return site
-    return replace(site, spec=wide, path=path, weight=weight, bias=bias, requantize=requantize, channels=channels)
 
 
 def _use_counts(func: relax.Function) -> dict[relax.Var, int]:
