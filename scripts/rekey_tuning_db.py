@@ -26,7 +26,7 @@ from tir_armq.database import WORKLOADS_FILE, TargetDatabase, schedule_of_copy
 from tir_armq.measure.runner import register_intrinsics
 from tir_armq.networks import NETWORKS, distinct_layers
 from tir_armq.targets import get_target
-from tir_armq.tuning import _measure, _runner, as_built_tasks, layer_tasks
+from tir_armq.tuning import _runner, as_built_tasks, layer_tasks
 from tir_armq.measure.runner import board_builder
 
 # (op, multiply path) of a record made before the kernel table -> today's variant
@@ -65,6 +65,7 @@ def main() -> int:
     tasks = today_tasks()
     workloads = [json.loads(line) for line in (db.path / WORKLOADS_FILE).read_text().splitlines() if line.strip()]
     start = time.monotonic()
+    carried = []  # (task, schedule) of every record to carry, all built in one builder call
     for index, raw in enumerate(workloads):
         old = ms.database.Workload.from_json(raw).mod["main"]
         attrs = old.attrs
@@ -73,35 +74,42 @@ def main() -> int:
             continue
         weight_shape = ms.arg_info.ArgInfo.from_prim_func(old)[1].as_json()[2]
         task = tasks.get(_key(old, variant, weight_shape))
-        head = f"[rekey {index + 1}/{len(workloads)}, {time.monotonic() - start:.0f} s]"
         if task is None:
-            print(f"{head} workload {index} ({variant}): no task of today computes it; left to prune", file=sys.stderr)
+            print(f"workload {index} ({variant}): no task of today computes it; left to prune", file=sys.stderr)
             continue
         if db.count(task.func):
-            print(f"{head} {task.name}: has records, skipped", file=sys.stderr)
+            print(f"{task.name}: has records, skipped", file=sys.stderr)
             continue
-        records = db.records(old, limit=args.keep)
-        schedules = []
-        for rec in records:
+        for rec in db.records(old, limit=args.keep):
             sch = schedule_of_copy(task.func)
             try:
                 rec.trace.apply_to_schedule(sch, remove_postproc=False)
             except Exception as err:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit
-                print(f"{head} {task.name}: a record does not replay ({str(err).splitlines()[-1][:100]})",
-                      file=sys.stderr)
+                print(f"{task.name}: a record does not replay ({str(err).splitlines()[-1][:100]})", file=sys.stderr)
                 continue
-            schedules.append((rec, sch))
-        builder, runner = board_builder(target.isa), _runner(None, target, None, task.name)
-        times = _measure([sch for _, sch in schedules], task.func, target.tvm_target(), builder, runner)
-        kept = 0
-        for (rec, sch), secs in zip(schedules, times):
-            if secs:
-                db.commit(task.func, sch, sum(secs) / len(secs))
-                kept += 1
-        before = min(sum(r.run_secs) / len(r.run_secs) for r in records) if records else float("nan")
-        after = db.best_seconds(task.func)
-        print(f"{head} {task.name}: {kept} of {len(records)} records carried, best {before * 1e6:.1f} -> "
-              f"{after * 1e6 if after else float('nan'):.1f} us", file=sys.stderr, flush=True)
+            carried.append((task, sch, float(sum(map(float, rec.run_secs)) / len(rec.run_secs))))
+    print(f"[rekey] {len(carried)} records of {len({id(t) for t, _, _ in carried})} workloads to measure",
+          file=sys.stderr, flush=True)
+    tvm_target = target.tvm_target()
+    built = board_builder(target.isa).build([ms.builder.BuilderInput(sch.mod, tvm_target) for _, sch, _ in carried])
+    print(f"[rekey] built in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+    runners = {}
+    for i, ((task, sch, before), result) in enumerate(zip(carried, built), 1):
+        if result.error_msg:
+            print(f"{task.name}: a record no longer builds", file=sys.stderr)
+            continue
+        runner = runners.setdefault(task.name, _runner(None, target, None, task.name))
+        args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
+        (future,) = runner.run([ms.runner.RunnerInput(result.artifact_path, "cpu", args_info)])
+        run = future.result()
+        ms.utils.remove_build_dir(result.artifact_path)
+        if not run.run_secs:
+            print(f"{task.name}: a record no longer runs ({run.error_msg})", file=sys.stderr)
+            continue
+        secs = sum(map(float, run.run_secs)) / len(run.run_secs)
+        db.commit(task.func, sch, secs)
+        print(f"[rekey {i}/{len(carried)}, {time.monotonic() - start:.0f} s] {task.name}: {before * 1e6:.1f} -> "
+              f"{secs * 1e6:.1f} us", file=sys.stderr, flush=True)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Run a case's default-scheduled kernel on the host, the emulated aarch64 board, or ARMv7 under qemu-arm."""
+"""Run a case's kernel, with its variant's fixed schedule, on the host, the emulated aarch64 board,
+or ARMv7 under qemu-arm; each returns the layer's output (a kernel's padded channels dropped)."""
 
 from __future__ import annotations
 
@@ -10,26 +11,30 @@ from tir_armq.build import compile_default
 from tir_armq.targets import AARCH64_A72, ARMV7_A7
 
 
+def _layer_output(case: Case, out: np.ndarray) -> np.ndarray:
+    return out[..., : case.spec.out_channels]
+
+
 def run_host(case: Case, scheduled: bool = True) -> np.ndarray:
-    func = case.spec.prim_func()
+    func = case.kernel.build(case.spec)
     ex = compile_default(func) if scheduled else tvm.compile(func, target="llvm")
-    args = [tvm.runtime.tensor(a) for a in case.spec.arguments(*case.inputs())]
-    ex[case.spec.op_name](*args)
-    return args[-1].numpy()
+    args = [tvm.runtime.tensor(a) for a in case.arguments()]
+    ex[case.name](*args)
+    return _layer_output(case, args[-1].numpy())
 
 
 def run_board(case: Case, key: str) -> np.ndarray:
     from tir_armq.board.emulated import run_on_board
 
-    ex = compile_default(case.spec.prim_func(), AARCH64_A72)
-    return run_on_board(ex, case.spec.op_name, case.spec.arguments(*case.inputs()), key=key)[-1]
+    ex = compile_default(case.kernel.build(case.spec), AARCH64_A72)
+    return _layer_output(case, run_on_board(ex, case.name, case.arguments(), key=key)[-1])
 
 
 def run_armv7(case: Case) -> np.ndarray:
     from tir_armq.board.armv7 import run_armv7 as run
 
-    ex = compile_default(case.spec.prim_func(), ARMV7_A7)
-    return run(ex, case.spec.op_name, case.spec.arguments(*case.inputs()))[-1]
+    ex = compile_default(case.kernel.build(case.spec), ARMV7_A7)
+    return _layer_output(case, run(ex, case.name, case.arguments())[-1])
 
 
 def tune_in_subprocess(code: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cases import COST_SPEC, channel_outer_scalar, cost_inputs
 from tir_armq.board.armv7 import run_armv7, run_armv7_counted
 from tir_armq.build import compile_default
+from tir_armq.kernels import DWCONV_INT16
 from tir_armq.measure.armv7_cost import a32_falls_into, block_code, ends_in_a32_branch, measure_armv7_kernel
 from tir_armq.measure.cost import basic_blocks
 from tir_armq.measure.mca import CORTEX_A7_PROXY, _words, thumb_code
@@ -26,11 +27,13 @@ pytestmark = [
 ]
 
 SPEC = COST_SPEC
+KERNEL = DWCONV_INT16  # the variant `cost_inputs` gives the arguments of
+SYMBOL = KERNEL.kernel_name(SPEC)
 
 
 @pytest.fixture(scope="module")
 def tensorized():
-    return compile_default(SPEC.prim_func(), ARMV7_A7)
+    return compile_default(KERNEL.build(SPEC), ARMV7_A7)
 
 
 def test_thumb_blocks_are_split_by_instruction_length():
@@ -82,8 +85,8 @@ def test_a32_blocks_split_by_qemu_are_costed_whole_and_thumb_ones_apart():
 
 def test_marked_calls_keep_results_and_give_one_region_each(tensorized):
     args = cost_inputs()
-    plain = run_armv7(tensorized, SPEC.op_name, args)
-    outs, counts = run_armv7_counted(tensorized, SPEC.op_name, args, warmup=1, calls=3)
+    plain = run_armv7(tensorized, SYMBOL, args)
+    outs, counts = run_armv7_counted(tensorized, SYMBOL, args, warmup=1, calls=3)
     for got, want in zip(outs, plain):
         np.testing.assert_array_equal(got, want)
     assert len(counts.regions) == 3 and counts.marker_errors == 0 and not counts.region_open
@@ -92,8 +95,8 @@ def test_marked_calls_keep_results_and_give_one_region_each(tensorized):
 
 
 def test_counts_are_identical_across_runs(tensorized):
-    first = measure_armv7_kernel(tensorized, SPEC.op_name, cost_inputs())
-    second = measure_armv7_kernel(tensorized, SPEC.op_name, cost_inputs())
+    first = measure_armv7_kernel(tensorized, SYMBOL, cost_inputs())
+    second = measure_armv7_kernel(tensorized, SYMBOL, cost_inputs())
     assert first == second
     assert first.cpu == CORTEX_A7_PROXY.name
     assert first.instructions > SPEC.macs / 16  # a kernel ran: at least one instruction per 16 MACs
@@ -101,8 +104,8 @@ def test_counts_are_identical_across_runs(tensorized):
 
 
 def test_scalar_kernel_costs_more_than_tensorized(tensorized):
-    fast = measure_armv7_kernel(tensorized, SPEC.op_name, cost_inputs())
-    scalar = measure_armv7_kernel(channel_outer_scalar(ARMV7_A7), SPEC.op_name, cost_inputs())
+    fast = measure_armv7_kernel(tensorized, SYMBOL, cost_inputs())
+    scalar = measure_armv7_kernel(channel_outer_scalar(ARMV7_A7), SYMBOL, cost_inputs())
     # Measured: 1.7x the cycles, 2.0x the instructions (the armv7 default schedule's inner loop is
     # only kw=3 long, so its overhead is large next to AArch64's; tests/test_cost.py asks for 2x).
     assert scalar.cycles > 1.3 * fast.cycles

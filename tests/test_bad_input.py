@@ -24,10 +24,13 @@ BAD = [
     ("dw-kernel-too-large", depthwise_spec, dict(weight_shape=(1, 9, 3, 16)), ValueError, "kernel"),
     ("dw-dilated-too-large", depthwise_spec, dict(dilation=4), ValueError, "kernel"),
     ("dw-data-zp-range", depthwise_spec, dict(data_zero_point=128), ValueError, "data_zero_point"),
-    ("dw-uint8-zp-negative", depthwise_spec, dict(data_dtype="uint8", data_zero_point=-1), ValueError, "data_zero_point"),
+    ("dw-uint8-zp-negative", depthwise_spec, dict(data_dtype="uint8", data_zero_point=-1), ValueError,
+     "data_zero_point"),
     ("dw-weight-zp-range", depthwise_spec, dict(weight_zero_point=-129), ValueError, "weight_zero_point"),
-    ("dw-per-channel-zp-length", depthwise_spec, dict(weight_zero_point=[0] * 15), ValueError, "weight_zero_point"),
-    ("dw-per-channel-zp-range", depthwise_spec, dict(weight_dtype="uint8", weight_zero_point=[0] * 15 + [256]), ValueError, "weight_zero_point"),
+    ("dw-per-channel-zp-length", depthwise_spec, dict(weight_zero_point=[0] * 15), ValueError,
+     "weight_zero_point"),
+    ("dw-per-channel-zp-range", depthwise_spec,
+     dict(weight_dtype="uint8", weight_zero_point=[0] * 15 + [256]), ValueError, "weight_zero_point"),
     ("dw-zp-float", depthwise_spec, dict(data_zero_point=1.5), TypeError, "data_zero_point"),
     ("dw-padding-word", depthwise_spec, dict(padding="FULL"), ValueError, "padding"),
     ("dw-padding-negative", depthwise_spec, dict(padding=(1, -1, 0, 0)), ValueError, "padding"),
@@ -36,8 +39,10 @@ BAD = [
     ("conv-ic-mismatch", conv_spec, dict(weight_shape=(8, 3, 3, 15)), ValueError, "weight_shape"),
     ("conv-zero-out-channels", conv_spec, dict(weight_shape=(0, 3, 3, 16)), ValueError, "weight_shape"),
     ("conv-kernel-too-large", conv_spec, dict(weight_shape=(8, 3, 11, 16)), ValueError, "kernel"),
-    ("conv-weight-zp-range", conv_spec, dict(weight_dtype="uint8", weight_zero_point=300), ValueError, "weight_zero_point"),
-    ("conv-per-channel-zp-length", conv_spec, dict(weight_zero_point=[1, 2]), ValueError, "weight_zero_point"),
+    ("conv-weight-zp-range", conv_spec, dict(weight_dtype="uint8", weight_zero_point=300), ValueError,
+     "weight_zero_point"),
+    ("conv-per-channel-zp-length", conv_spec, dict(weight_zero_point=[1, 2]), ValueError,
+     "weight_zero_point"),
 ]
 
 
@@ -71,14 +76,14 @@ def test_wrong_input_arrays_are_named(which, make, exc):
     )
     arrays[which] = make(spec)
     with pytest.raises(exc, match=which):
-        spec.arguments(**arrays)
+        spec.check_inputs(**arrays)
 
 
 def test_no_default_schedule_for_foreign_func():
     import tvm
     from tvm.script import tirx as T
 
-    from tir_armq.schedules import default_schedule
+    from tir_armq.kernels import fixed_schedule
 
     @T.prim_func(s_tir=True)
     def add(a: T.Buffer((4,), "int32"), b: T.Buffer((4,), "int32")):
@@ -87,5 +92,5 @@ def test_no_default_schedule_for_foreign_func():
                 vi = T.axis.remap("S", [i])
                 b[vi] = a[vi] + 1
 
-    with pytest.raises(ValueError, match="no default schedule"):
-        default_schedule(add, tvm.target.Target("llvm"))
+    with pytest.raises(ValueError, match="no kernel variant"):
+        fixed_schedule(add, tvm.target.Target("llvm"))

@@ -1,10 +1,10 @@
-"""Assembly of the tensorized kernels: the widening MAC we claim is in the inner loop, and no
-scalar multiply is there.
+"""Assembly of the tensorized kernels: every variant's multiply instructions (`mac_pattern`, what
+the kernel table claims it lowers to) are in its inner loop, and no scalar multiply is there.
 
 The inner loop is found from the assembly itself: the basic blocks (label to label) that hold
-the vector MACs. A scalar multiply of data there would mean the intrinsic did not lower as
-claimed. On AArch64 data is 32-bit (`w` registers) and addresses 64-bit (`x`): a 64-bit
-`madd x1, x18, x12, x2` that strides a pointer is address arithmetic and allowed.
+the variant's MACs. A scalar multiply of data there would mean the intrinsic or the 8-bit product
+form did not lower as claimed. On AArch64 data is 32-bit (`w` registers) and addresses 64-bit
+(`x`): a 64-bit `madd x1, x18, x12, x2` that strides a pointer is address arithmetic and allowed.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ import pytest
 
 from cases import table_cases
 from tir_armq.build import assembly
+from tir_armq.kernels import CONV_INT16_LANE, DWCONV_INT16
 from tir_armq.targets import AARCH64_A72, ARMV7_A7
 
 TABLE = table_cases()
-
-# Per target: the MAC we claim, and instructions that are scalar multiplies.
-AARCH64_MAC = re.compile(r"^\s*smlal2?\s+v\d+\.4s,\s*v\d+\.(4h|8h)", re.M)
-AARCH64_SCALAR_MUL = re.compile(
-    r"^\s*((mul|madd|msub|mneg)\s+w\d+|(smull|umull|smaddl|umaddl|smsubl|umsubl)\s+x\d+,\s*w)", re.M
-)
-ARMV7_MAC = re.compile(r"^\s*vmlal\.s16\s+q\d+,\s*d\d+,\s*d\d+", re.M)
-ARMV7_SCALAR_MUL = re.compile(r"^\s*(mul|mla|mls|smull|umull|smlal|umlal)\w*\s+r\d+", re.M)
+TARGETS = {"aarch64": AARCH64_A72, "armv7": ARMV7_A7}
+SCALAR_MUL = {
+    "aarch64": re.compile(r"^\s*((mul|madd|msub|mneg)\s+w\d+|(smull|umull|smaddl|umaddl|smsubl|umsubl)\s+x\d+,\s*w)",
+                          re.M),
+    "armv7": re.compile(r"^\s*(mul|mla|mls|smull|umull|smlal|umlal)\w*\s+r\d+", re.M),
+}
 
 
 def basic_blocks(asm: str) -> list[str]:
@@ -45,14 +44,16 @@ def mac_blocks(asm: str, mac: re.Pattern) -> list[str]:
     return [b for b in basic_blocks(asm) if mac.search(b)]
 
 
+@pytest.mark.parametrize("isa", sorted(TARGETS))
 @pytest.mark.parametrize("case", [c for _, c in TABLE], ids=[i for i, _ in TABLE])
-def test_aarch64_inner_loop_is_smlal(case):
-    asm = assembly(case.spec.prim_func(), AARCH64_A72)
-    blocks = mac_blocks(asm, AARCH64_MAC)
-    assert blocks, "no SMLAL/SMLAL2 in the aarch64 assembly"
+def test_inner_loop_holds_the_variants_macs(case, isa):
+    asm = assembly(case.kernel.build(case.spec), TARGETS[isa])
+    mac = re.compile(rf"^\s*{case.kernel.mac_pattern[isa]}", re.M)
+    blocks = mac_blocks(asm, mac)
+    assert blocks, f"no {case.kernel.isa_forms[isa]} in the {isa} assembly"
     for block in blocks:
-        assert not AARCH64_SCALAR_MUL.search(block), f"scalar multiply in the MAC loop:\n{block}"
-    if case.spec.op_name == "depthwise_conv2d_nhwc":
+        assert not SCALAR_MUL[isa].search(block), f"scalar multiply in the MAC loop:\n{block}"
+    if isa == "aarch64" and case.kernel is DWCONV_INT16:
         # The 8-lane tile lowers to the low and the high half: SMLAL2 must be there too.
         assert re.search(r"^\s*smlal2\s", asm, re.M), "no SMLAL2: the high half did not lower as claimed"
 
@@ -60,22 +61,13 @@ def test_aarch64_inner_loop_is_smlal(case):
 # KxK convs: the input-channel loop stays a loop and each lane splat feeds one MAC. (In small
 # 1x1 convs LLVM unrolls the whole tile and hoists each splat into a DUP shared by all output
 # channel tiles: still SMLAL, checked above, but not the by-element encoding.)
-KXK_CONVS = [(i, c) for i, c in TABLE if c.spec.op_name == "conv2d_nhwc" and c.spec.kernel != (1, 1)]
+KXK_CONVS = [(i, c) for i, c in TABLE if c.kernel is CONV_INT16_LANE and c.spec.kernel != (1, 1)]
 
 
 @pytest.mark.parametrize("case", [c for _, c in KXK_CONVS], ids=[i for i, _ in KXK_CONVS])
 def test_aarch64_conv_uses_by_element_form(case):
-    asm = assembly(case.spec.prim_func(), AARCH64_A72)
+    asm = assembly(case.kernel.build(case.spec), AARCH64_A72)
     assert re.search(r"^\s*smlal2?\s+v\d+\.4s,\s*v\d+\.[48]h,\s*v\d+\.h\[[0-3]\]", asm, re.M)
-
-
-@pytest.mark.parametrize("case", [c for _, c in TABLE], ids=[i for i, _ in TABLE])
-def test_armv7_inner_loop_is_vmlal_s16(case):
-    asm = assembly(case.spec.prim_func(), ARMV7_A7)
-    blocks = mac_blocks(asm, ARMV7_MAC)
-    assert blocks, "no VMLAL.S16 in the armv7 assembly"
-    for block in blocks:
-        assert not ARMV7_SCALAR_MUL.search(block), f"scalar multiply in the MAC loop:\n{block}"
 
 
 def test_untensorized_armv7_kernel_has_no_vmlal():
@@ -83,6 +75,7 @@ def test_untensorized_armv7_kernel_has_no_vmlal():
     int16 operands and multiplies in int32 (VMOVL + VMLA.I32), so the pattern is absent."""
     import tvm
 
-    case = TABLE[0][1]
-    asm = tvm.compile(case.spec.prim_func(), target=ARMV7_A7.tvm_target()).mod.inspect_source("s")
-    assert not ARMV7_MAC.search(asm)
+    case = next(c for _, c in TABLE if c.kernel is DWCONV_INT16)
+    func = case.kernel.build(case.spec)
+    asm = tvm.compile(func, target=ARMV7_A7.tvm_target()).mod.inspect_source("s")
+    assert not re.search(rf"^\s*{DWCONV_INT16.mac_pattern['armv7']}", asm, re.M)

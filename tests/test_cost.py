@@ -7,6 +7,7 @@ import pytest
 
 from cases import COST_SPEC, channel_outer_scalar, cost_inputs
 from tir_armq.build import compile_default
+from tir_armq.kernels import DWCONV_INT16
 from tir_armq.measure.cost import measure_kernel
 from tir_armq.measure.mca import CORTEX_A53, CORTEX_A72
 from tir_armq.targets import AARCH64_A72
@@ -14,27 +15,30 @@ from tir_armq.targets import AARCH64_A72
 pytestmark = pytest.mark.board
 
 SPEC = COST_SPEC
+KERNEL = DWCONV_INT16  # the variant `cost_inputs` gives the arguments of
+SYMBOL = KERNEL.kernel_name(SPEC)
 
 
 def test_counts_are_identical_across_runs():
-    ex = compile_default(SPEC.prim_func(), AARCH64_A72)
-    first = measure_kernel(ex, SPEC.op_name, cost_inputs())
-    second = measure_kernel(ex, SPEC.op_name, cost_inputs())
+    ex = compile_default(KERNEL.build(SPEC), AARCH64_A72)
+    first = measure_kernel(ex, SYMBOL, cost_inputs())
+    second = measure_kernel(ex, SYMBOL, cost_inputs())
     assert first == second
     assert first.instructions > SPEC.macs / 16  # a kernel ran: at least one instruction per 16 MACs
 
 
 def test_scalar_kernel_costs_more_than_tensorized():
-    tensorized = measure_kernel(compile_default(SPEC.prim_func(), AARCH64_A72), SPEC.op_name, cost_inputs())
-    scalar = measure_kernel(channel_outer_scalar(AARCH64_A72), SPEC.op_name, cost_inputs())
+    ex = compile_default(KERNEL.build(SPEC), AARCH64_A72)
+    tensorized = measure_kernel(ex, SYMBOL, cost_inputs())
+    scalar = measure_kernel(channel_outer_scalar(AARCH64_A72), SYMBOL, cost_inputs())
     assert scalar.cycles > 2 * tensorized.cycles
     assert scalar.instructions > 2 * tensorized.instructions
 
 
 def test_in_order_a53_is_estimated_slower_than_a72():
-    ex = compile_default(SPEC.prim_func(), AARCH64_A72)
-    a72 = measure_kernel(ex, SPEC.op_name, cost_inputs(), model=CORTEX_A72)
-    a53 = measure_kernel(ex, SPEC.op_name, cost_inputs(), model=CORTEX_A53)
+    ex = compile_default(KERNEL.build(SPEC), AARCH64_A72)
+    a72 = measure_kernel(ex, SYMBOL, cost_inputs(), model=CORTEX_A72)
+    a53 = measure_kernel(ex, SYMBOL, cost_inputs(), model=CORTEX_A53)
     assert a53.instructions == a72.instructions  # same code, same path
     assert a53.cycles > a72.cycles  # dual-issue in-order vs 3-wide out-of-order
 
@@ -53,7 +57,8 @@ def test_blocks_split_by_qemu_are_costed_whole(first_end, second_execs, joined):
     from tir_armq.measure.plugin import Block
 
     first = Block(addr=0x1000, insns=4, execs_in_regions=10, execs_total=10, code=ADD * 3 + first_end)
-    second = Block(addr=0x1010, insns=2, execs_in_regions=second_execs, execs_total=second_execs, code=ADD + BNE)
+    second = Block(addr=0x1010, insns=2, execs_in_regions=second_execs, execs_total=second_execs,
+                   code=ADD + BNE)
     blocks = sorted(basic_blocks([first, second]))
     if joined:
         # Each entry point's straight line to the branch, as often as it was entered there.

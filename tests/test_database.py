@@ -9,15 +9,24 @@ import pytest
 from tvm import s_tir
 
 from tir_armq.database import RECORDS_FILE, WORKLOADS_FILE, DatabaseError, TargetDatabase
-from tir_armq.schedules.depthwise_space import DepthwiseSpace
+from tir_armq.kernels import DWCONV_INT8_MLA8, DWCONV_INT16, design_spaces
 from tir_armq.targets import AARCH64_A53, AARCH64_A72, ARMV7_A7
 from tir_armq.workloads import depthwise_spec
 
-FUNC = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+SPEC = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME")
+FUNC = DWCONV_INT8_MLA8.build(SPEC)
+# The same layer on the other depthwise variant: another workload.
+INT16_FUNC = DWCONV_INT16.build(SPEC)
+SMALLER = DWCONV_INT8_MLA8.build(depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME"))
+
+
+def _spaces(func, target=AARCH64_A72):
+    """The design spaces of `func`'s kernel variant."""
+    return design_spaces(func, target.tvm_target())
 
 
 def _schedule(target):
-    return DepthwiseSpace().apply(FUNC, target.tvm_target(), True)[0]
+    return _spaces(FUNC, target)[0]
 
 
 def _db_with_record(root, target=AARCH64_A72, secs=1e-5):
@@ -91,10 +100,10 @@ def test_merge_keeps_existing_records_and_skips_foreign_ones(tmp_path):
 def test_merge_for_a_workload_keeps_only_records_that_replay_on_it(tmp_path):
     """A tuning run's records go under the tuned function; one scheduled from another module (what
     a search replay that rewrote its module in place leaves behind) is not stored."""
-    other = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME").prim_func("int16")
+    other = INT16_FUNC
     run = TargetDatabase(tmp_path / "run", AARCH64_A72, create=True)
     run.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
-    run.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    run.commit(other, _spaces(other)[0], 1e-5)
     db = TargetDatabase(tmp_path / "main", AARCH64_A72, create=True)
     assert db.merge_from(run.db, func=FUNC) == 1
     assert db.count(FUNC) == 1 and db.count(other) == 0
@@ -106,9 +115,9 @@ def test_records_are_added_without_replaying_the_stored_ones(tmp_path):
     changed intrinsic or space leaves behind, and what makes MetaSchedule's own JSONDatabase refuse
     the whole folder) does not stop a tuning run from adding records, nor lookups; the lines written
     are MetaSchedule's, which reads them back."""
-    other = depthwise_spec((1, 8, 8, 16), (1, 3, 3, 16), padding="SAME").prim_func("int16")
+    other = INT16_FUNC
     db = _db_with_record(tmp_path, secs=3e-5)
-    db.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    db.commit(other, _spaces(other)[0], 1e-5)
     lines = (tmp_path / "aarch64" / RECORDS_FILE).read_text().splitlines()
     stale = lines[1].replace("[1,", "[0,", 1)  # the int16 schedule filed under the int8 workload
     (tmp_path / "aarch64" / RECORDS_FILE).write_text("\n".join([lines[0], stale]) + "\n")
@@ -127,10 +136,10 @@ def test_records_are_added_without_replaying_the_stored_ones(tmp_path):
 def test_measured_again_records_get_their_new_times_in_place(tmp_path):
     """Records re-measured (after the cost method changed) keep their line with the new time; one
     that no longer runs is dropped; the other workloads' records are untouched."""
-    other = depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+    other = SMALLER
     db = _db_with_record(tmp_path, secs=3e-5)
-    db.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
-    fused = DepthwiseSpace().apply(FUNC, AARCH64_A72.tvm_target(), True)[-1]
+    db.commit(other, _spaces(other)[0], 1e-5)
+    fused = _spaces(FUNC)[-1]
     db.commit(FUNC, fused, 2e-5)
     first, second = (str(r.trace) for r in db.records(FUNC))
     assert db.update_run_secs(FUNC, {first: [5e-5], second: None}) == (1, 1)
@@ -143,10 +152,10 @@ def test_measured_again_records_get_their_new_times_in_place(tmp_path):
 def test_two_writers_on_one_folder_keep_every_record(tmp_path):
     """Two runs sharing a folder (each opened before the other wrote) file every record under its
     own workload: a writer re-reads the files under the lock before appending."""
-    other = depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+    other = SMALLER
     a = TargetDatabase(tmp_path, AARCH64_A72, create=True)
     b = TargetDatabase(tmp_path, AARCH64_A72)
-    b.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    b.commit(other, _spaces(other)[0], 1e-5)
     a.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
     b.commit(FUNC, _schedule(AARCH64_A72), 3e-5)
     reopened = TargetDatabase(tmp_path, AARCH64_A72)
@@ -157,10 +166,10 @@ def test_two_writers_on_one_folder_keep_every_record(tmp_path):
 def test_prune_keeps_only_the_given_workloads(tmp_path):
     """Records of a workload that no longer exists are dropped; the others stay usable, and
     MetaSchedule still reads the rewritten files."""
-    other = depthwise_spec((1, 6, 6, 16), (1, 3, 3, 16), padding="SAME").prim_func("int8")
+    other = SMALLER
     db = _db_with_record(tmp_path, secs=3e-5)
     db.commit(FUNC, _schedule(AARCH64_A72), 2e-5)
-    db.commit(other, DepthwiseSpace().apply(other, AARCH64_A72.tvm_target(), True)[0], 1e-5)
+    db.commit(other, _spaces(other)[0], 1e-5)
     assert db.prune([FUNC]) == (2, 1)
     reopened = TargetDatabase(tmp_path, AARCH64_A72)
     assert reopened.count(FUNC) == 2 and reopened.count(other) == 0

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from cases import random_add_params
 from tir_armq.build import assembly, compile_default
+from tir_armq.kernels import VADD_Q8
 from tir_armq.targets import AARCH64_A72, ARMV7_A7
-from tir_armq.workloads.add import OP_NAME, AddParams, add_nhwc, add_reference, has_tail
+from tir_armq.workloads.add import AddParams, add_reference, has_tail
 from tir_armq.workloads.params import dtype_range
 
 # (shape, dtype): 16, 8 and 4 lanes, uint8, and a shape with TFLite's scalar tail (stays scalar).
@@ -44,10 +45,17 @@ def _case(shape, dtype: str, seed: int, extreme: bool = False):
     return args, add_reference(x1, x2, params)
 
 
+def _kernel(shape, dtype):
+    """The vadd_q8 PrimFunc of the shape and its global symbol."""
+    func = VADD_Q8.build(shape, dtype)
+    return func, str(func.attrs["global_symbol"])
+
+
 def _run_host(shape, dtype, args):
-    ex = compile_default(add_nhwc(shape, dtype))
+    func, symbol = _kernel(shape, dtype)
+    ex = compile_default(func)
     tensors = [tvm.runtime.tensor(a) for a in args]
-    ex[OP_NAME](*tensors)
+    ex[symbol](*tensors)
     return tensors[-1].numpy()
 
 
@@ -67,8 +75,9 @@ def test_aarch64_add_matches_reference(row, seed, extreme, board_key):
 
     shape, dtype = row
     args, expected = _case(shape, dtype, seed, extreme)
-    ex = compile_default(add_nhwc(shape, dtype), AARCH64_A72)
-    np.testing.assert_array_equal(run_on_board(ex, OP_NAME, args, key=board_key)[-1], expected)
+    func, symbol = _kernel(shape, dtype)
+    ex = compile_default(func, AARCH64_A72)
+    np.testing.assert_array_equal(run_on_board(ex, symbol, args, key=board_key)[-1], expected)
 
 
 @pytest.mark.armv7
@@ -78,13 +87,15 @@ def test_armv7_add_matches_reference(row):
 
     shape, dtype = row
     args, expected = _case(shape, dtype, seed=11)
-    ex = compile_default(add_nhwc(shape, dtype), ARMV7_A7)
-    np.testing.assert_array_equal(run_armv7(ex, OP_NAME, args)[-1], expected)
+    func, symbol = _kernel(shape, dtype)
+    ex = compile_default(func, ARMV7_A7)
+    np.testing.assert_array_equal(run_armv7(ex, symbol, args)[-1], expected)
 
 
 # 32x32 -> 64-bit multiplies: what the int64 form compiles to when it is not tensorized (a 64-bit
 # `madd`/`mul` of x registers is address arithmetic and allowed).
-WIDE_MUL = {"aarch64": re.compile(r"^\s*(smulh|(smull|smaddl|umull|umaddl)\s+x\d+,\s*w|smull2?\s+v\d+\.2d)", re.M),
+WIDE_MUL = {"aarch64": re.compile(r"^\s*(smulh|(smull|smaddl|umull|umaddl)\s+x\d+,\s*w|smull2?\s+v\d+\.2d)",
+                                  re.M),
             "armv7": re.compile(r"^\s*(smull|umull|smlal|umlal)\s+r\d+", re.M)}
 NEON = {"aarch64": ("sqrdmulh", "srshl", "sqadd"), "armv7": ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32")}
 
@@ -96,7 +107,7 @@ def test_add_uses_fixed_point_neon(row, isa):
     """SQRDMULH and the rounding shift in 32-bit lanes; no 64-bit multiply left (a tensor with
     TFLite's scalar tail is the one case that keeps the scalar int64 form)."""
     shape, dtype = row
-    asm = assembly(add_nhwc(shape, dtype), AARCH64_A72 if isa == "aarch64" else ARMV7_A7)
+    asm = assembly(VADD_Q8.build(shape, dtype), AARCH64_A72 if isa == "aarch64" else ARMV7_A7)
     for mnemonic in NEON[isa]:
         assert re.search(rf"^\s*{re.escape(mnemonic)}\s", asm, re.M), f"{mnemonic} missing"
     assert not WIDE_MUL[isa].search(asm), WIDE_MUL[isa].search(asm).group(0)
@@ -104,12 +115,14 @@ def test_add_uses_fixed_point_neon(row, isa):
 
 @pytest.mark.parametrize("isa", sorted(NEON))
 def test_fused_residual_add_uses_fixed_point_neon(isa):
-    """The conv with its residual add: the epilogue tensorized too, no 64-bit multiply in it."""
+    """The conv with its residual add (conv_int16_lane): the epilogue tensorized too, no 64-bit
+    multiply in it."""
     from cases import CONV_TABLE
+    from tir_armq.kernels import CONV_INT16_LANE
     from tir_armq.workloads import conv_spec
 
     spec = conv_spec(**CONV_TABLE["pointwise_1x1"], output_dtype="int8", rounding="single", residual=True)
-    asm = assembly(spec.prim_func(), AARCH64_A72 if isa == "aarch64" else ARMV7_A7)
+    asm = assembly(CONV_INT16_LANE.build(spec), AARCH64_A72 if isa == "aarch64" else ARMV7_A7)
     assert not WIDE_MUL[isa].search(asm), WIDE_MUL[isa].search(asm).group(0)
     assert re.search(rf"^\s*{re.escape(NEON[isa][2])}\s", asm, re.M)  # the add's RoundingDivideByPOT fixup
 

@@ -15,6 +15,7 @@ import tvm
 
 from tir_armq.board import emulated
 from tir_armq.database import TargetDatabase
+from tir_armq.kernels import DWCONV_INT8_MLA8
 from tir_armq.reference import reference_output
 from tir_armq.targets import AARCH64_A72
 from tir_armq.tuning import RpcBoards, Task, tune
@@ -29,7 +30,8 @@ def _servers() -> list[emulated.Proc]:
     return [p for p in emulated.status().processes if p.role == "server" and p.key == KEY and p.alive()]
 
 
-def _kill_when_measured(work_records, victim: emulated.Proc, killed: threading.Event, timeout: float = 600) -> None:
+def _kill_when_measured(work_records, victim: emulated.Proc, killed: threading.Event,
+                        timeout: float = 600) -> None:
     """SIGKILL `victim` once the run has stored two measured candidates (mid-run, not before it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -44,7 +46,7 @@ def test_tuning_survives_a_killed_rpc_server(tmp_path, board_key):
     port = emulated.status().tracker_port
     emulated.start(num_servers=2, key=KEY, tracker_port=port)
     victim, *rest = _servers()
-    task = Task("dw_8x8x32.int8", SPEC.prim_func("int8"))
+    task = Task(DWCONV_INT8_MLA8.kernel_name(SPEC), DWCONV_INT8_MLA8.build(SPEC))
     work_records = tmp_path / "db" / AARCH64_A72.name / ".work" / task.name / "database_tuning_record.json"
     killed = threading.Event()
     killer = threading.Thread(target=_kill_when_measured, args=(work_records, victim, killed), daemon=True)
@@ -64,7 +66,7 @@ def test_tuning_survives_a_killed_rpc_server(tmp_path, board_key):
     weight = rng.integers(-127, 127, SPEC.weight_shape, endpoint=True, dtype=np.int8)
     bias = rng.integers(-1000, 1000, SPEC.out_channels, dtype=np.int32)
     ex = tvm.compile(sch.mod, target="llvm")  # the stored schedule, replayed for the host
-    args = [tvm.runtime.tensor(a) for a in SPEC.arguments(data, weight, bias)]
-    ex[SPEC.op_name](*args)
+    args = [tvm.runtime.tensor(a) for a in DWCONV_INT8_MLA8.arguments(SPEC, data, weight, bias)]
+    ex[DWCONV_INT8_MLA8.kernel_name(SPEC)](*args)
     np.testing.assert_array_equal(args[-1].numpy(), reference_output(SPEC, data, weight, bias))
     assert db.path == reopened.path

@@ -16,9 +16,11 @@ class DwconvInt8Mla8Kernel(ConvKernel):
     kind = "depthwise"
     computes = "8-bit products in tap pairs summed in int16, into int32; data zero point folded into the bias"
     applies_when = "int8 data, int8 weights in [-127, 127] with zero point 0 (TFLite's int8 scheme)"
+    # On ARMv7 LLVM mostly widens the bytes first (VMOVL.S8) and multiplies in int16 lanes, the
+    # same 8 products per instruction as VMULL.S8/VMLAL.S8 (which it picks for some tiles).
     isa_forms = {"aarch64": "SMULL/SMLAL .8h (8-bit lanes) + SADDW .4s",
-                 "armv7": "VMULL.S8/VMLAL.S8 + VADDW.S16"}
-    mac_pattern = {"aarch64": r"smlal\s+v\d+\.8h,\s*v\d+\.8b", "armv7": r"vmlal\.s8\s+q\d+"}
+                 "armv7": "VMUL/VMLA.I16 of widened bytes or VMULL/VMLAL.S8, + VADDW.S16"}
+    mac_pattern = {"aarch64": r"smlal\s+v\d+\.8h,\s*v\d+\.8b", "armv7": r"(vmla\.i16|vmlal\.s8)\s+[qd]\d+"}
     symmetric_weights = True
     rule = DwconvInt8Mla8()
 
