@@ -14,8 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tflite
+import tvm
+import tvm_ffi
 
-from tir_armq.model.build import build_model
+from tir_armq.database import TargetDatabase
+from tir_armq.kernels import design_spaces
+from tir_armq.model.build import build_model, schedule_kernels
 from tir_armq.model.quant_rewrite import AddSite, MeanSite, rewrite_quantized_convs
 from tir_armq.model.run import run_model
 from tir_armq.model.tflite_import import ModelError, load_tflite
@@ -34,8 +38,8 @@ SINGLE_LAYERS = {
 }
 # (model, TFLite operators on our kernels, residual ADDs fused into their conv, ADDs on their own)
 MOBILENETS = {
-    "mobilenet_v2_035_96_int8": (64, 8, ["add_3x3x56"] * 2),
-    "mobilenet_v2_035_96_uint8": (64, 8, ["add_3x3x56"] * 2),
+    "mobilenet_v2_035_96_int8": (64, 8, ["vadd_q8_1x3x3x56_int8"] * 2),
+    "mobilenet_v2_035_96_uint8": (64, 8, ["vadd_q8_1x3x3x56_uint8"] * 2),
     "mobilenet_v1_025_96_int8": (29, 0, []),
 }
 OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED")  # all but SOFTMAX, RESHAPE
@@ -128,14 +132,14 @@ def test_mobilenet_matches_litert(name, tmp_path, board_key):
 
 def test_rewrite_covers_mobilenet_ops():
     """Which ops run on our kernels: every conv, depthwise conv, residual add, the mean and the
-    classifier (all but SOFTMAX and V1's RESHAPE); with the scheme's multiply path (int8 path for the int8 depthwise
-    layers, int16 for uint8 asymmetric weights)."""
+    classifier (all but SOFTMAX and V1's RESHAPE); on the scheme's variant (dwconv_int8_mla8 for the int8
+    depthwise layers, dwconv_int16 for uint8 asymmetric weights)."""
     for name, (layers, fused_adds, standalone_adds) in MOBILENETS.items():
         model = load_tflite(MODELS / f"{name}.tflite")
         _, sites, _ = rewrite_quantized_convs(model.mod)
         assert sum(model.op_counts.get(op, 0) for op in OUR_OPS) == sum(len(site.tflite_ops) for site in sites) == layers
-        paths = {site.path for site in sites if site.kind == "depthwise"}
-        assert paths == ({"int8"} if name.endswith("_int8") else {"int16"})
+        variants = {site.kernel.name for site in sites if site.kind == "depthwise"}
+        assert variants == ({"dwconv_int8_mla8"} if name.endswith("_int8") else {"dwconv_int16"})
         # Residual ADDs: fused into the projecting conv, except where TFLite's ADD has a scalar
         # tail (3x3x56: 504 elements, 504 % 16 = 8), which stays a kernel of its own.
         assert sum(getattr(site, "residual", None) is not None for site in sites) == fused_adds
@@ -180,13 +184,77 @@ def test_wrong_input_is_refused(tmp_path):
 
 def test_model_tasks_are_the_build_kernels():
     """`tir-armq tune --model` tunes the very PrimFuncs the build looks up, one per distinct workload
-    that has a search space: the requantizing depthwise workloads (the model's rounding) and the
-    pointwise convs on the c8 path (all but the 3x3 stem, which stays on the int16 path)."""
+    that has a search space, named by kernel name: the requantizing depthwise workloads (the
+    model's rounding) and the pointwise convs on conv_c8 (all but the 3x3 stem, on conv_int16_lane,
+    which has no search space)."""
     from collections import Counter
 
-    from tir_armq.tuning import model_tasks
+    from tir_armq.model.tasks import model_tasks
 
     tasks = model_tasks(MODELS / "mobilenet_v2_035_96_int8.tflite")
     assert len({t.name for t in tasks}) == len(tasks)
-    kinds = Counter((str(t.func.attrs["tir_armq.path"]), str(t.func.attrs["tir_armq.rounding"])) for t in tasks)
-    assert kinds == {("int8", "upward"): 10, ("c8", "single"): 20}
+    assert all(t.name == str(t.func.attrs["global_symbol"]) for t in tasks)
+    kinds = Counter((str(t.func.attrs["tir_armq.kernel"]), str(t.func.attrs["tir_armq.rounding"])) for t in tasks)
+    assert kinds == {("dwconv_int8_mla8", "upward"): 10, ("conv_c8", "single"): 20}
+
+
+# --- workload identity --------------------------------------------------------------------------
+
+def _requantized(path: Path, out: Path) -> Path:
+    """A copy of the model with other quantization: every activation's zero point moved and its
+    scale grown, every weight scale shrunk, patched in place in the flatbuffer (so the file stays
+    valid and only those numbers change)."""
+    buf = bytearray(path.read_bytes())
+    model = tflite.Model.GetRootAsModel(bytes(buf), 0)
+    graph = model.Subgraphs(0)
+    for i in range(graph.TensorsLength()):
+        tensor = graph.Tensors(i)
+        q = tensor.Quantization()
+        if q is None or q.ScaleLength() == 0:
+            continue
+        constant = model.Buffers(tensor.Buffer()).DataLength() > 0
+        # QuantizationParameters' vtable slots: scale 8, zero_point 10.
+        scale_at = q._tab.Vector(q._tab.Offset(8))
+        scales = np.frombuffer(buf, np.float32, q.ScaleLength(), scale_at)
+        scales[:] = scales * (np.float32(0.8) if constant else np.float32(1.25))
+        if not constant and tensor.Type() in (tflite.TensorType.INT8, tflite.TensorType.UINT8):
+            zp_at = q._tab.Vector(q._tab.Offset(10))
+            zero_points = np.frombuffer(buf, np.int64, q.ZeroPointLength(), zp_at)
+            lo, hi = (-128, 127) if tensor.Type() == tflite.TensorType.INT8 else (0, 255)
+            zero_points[:] = np.clip(zero_points + 13, lo, hi - 1)
+    out.write_bytes(bytes(buf))
+    return out
+
+
+def test_another_quantization_of_a_model_reuses_its_kernels_and_records(tmp_path):
+    """The same model with other zero points and scales (another training, another calibration)
+    builds the same kernels: every kernel has the same workload (structural hash) and finds the
+    same tuning record as in the first model's build, though every constant differs."""
+    path = MODELS / "mobilenet_v2_035_96_int8.tflite"
+    other = _requantized(path, tmp_path / "other.tflite")
+    (mod_a, sites_a, _), (mod_b, sites_b, _) = (rewrite_quantized_convs(load_tflite(p).mod) for p in (path, other))
+    assert [s.name for s in sites_a] == [s.name for s in sites_b]
+    convs = [(a, b) for a, b in zip(sites_a, sites_b) if hasattr(a, "kernel")]
+    assert all(a.spec.data_zero_point != b.spec.data_zero_point for a, b in convs if a.spec.data_zero_point < 114)
+    assert all(not np.array_equal(a.requantize.multiplier, b.requantize.multiplier) for a, b in convs)
+
+    def kernels(mod):
+        return {str(f.attrs["global_symbol"]): f for _, f in mod.functions.items()
+                if isinstance(f, tvm.tirx.PrimFunc) and "tir_armq.kernel" in f.attrs}
+
+    ours_a, ours_b = kernels(mod_a), kernels(mod_b)
+    assert ours_a.keys() == ours_b.keys()
+    for name, func in ours_a.items():
+        assert tvm_ffi.structural_hash(func) == tvm_ffi.structural_hash(ours_b[name]), name
+    # A record for every kernel of the first build (its first design space as sampled) ...
+    target = AARCH64_A72.tvm_target()
+    db = TargetDatabase(tmp_path / "db", AARCH64_A72, create=True)
+    for k, func in enumerate(ours_a.values()):
+        db.commit(func, design_spaces(func, target)[0], 1e-6 * (k + 1))
+    # ... is found, the same one, by the second's.
+    for name, func in ours_b.items():
+        (record,) = db.records(func, limit=1)
+        assert str(record.trace) == str(db.records(ours_a[name], limit=1)[0].trace)
+    for mod in (mod_a, mod_b):
+        _, count, from_db = schedule_kernels(mod, AARCH64_A72, db)
+        assert count == from_db == len(ours_a)

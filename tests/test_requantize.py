@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tir_armq.build import assembly, compile_default
+from tir_armq.kernels import REQUANTIZE_Q8
 from tir_armq.requantize import (
     INT32_MAX,
     INT32_MIN,
@@ -25,7 +26,6 @@ from tir_armq.requantize import (
     requantize,
 )
 from tir_armq.targets import AARCH64_A72, ARMV7_A7
-from tir_armq.workloads.requantize import OP_NAME, requantize_nhwc
 
 EDGES = [INT32_MIN, INT32_MIN + 1, -(2**30), -2, -1, 0, 1, 2, 2**30, INT32_MAX - 1, INT32_MAX]
 int32s = st.one_of(st.sampled_from(EDGES), st.integers(INT32_MIN, INT32_MAX))
@@ -108,16 +108,18 @@ def test_params_reject_bad_values():
     with pytest.raises(ValueError, match="output_dtype"):
         RequantizeParams(np.zeros(4, np.int32), np.zeros(4, np.int32), 0, (0, 1), "int16")
     with pytest.raises(TypeError, match="acc"):
-        requantize(np.zeros((2, 4), np.int64), RequantizeParams(np.zeros(4, np.int32), np.zeros(4, np.int32), 0, (0, 1)))
+        requantize(np.zeros((2, 4), np.int64),
+                   RequantizeParams(np.zeros(4, np.int32), np.zeros(4, np.int32), 0, (0, 1)))
 
 
 # --- the kernels ---------------------------------------------------------------------------------
 
 # (shape, output dtype, rounding): 16/8/4-lane intrinsics, C = 6 which no vector width tiles
 # (scalar form), every rounding.
-KERNEL_TABLE = [((1, 3, 5, 32), "int8", "away"), ((1, 4, 4, 24), "uint8", "away"), ((2, 3, 12), "int8", "away"),
-                ((5, 6), "uint8", "away"), ((1, 3, 5, 32), "int8", "upward"), ((2, 3, 12), "uint8", "upward"),
-                ((1, 3, 5, 32), "int8", "single"), ((2, 3, 12), "uint8", "single"), ((5, 6), "int8", "single"),
+KERNEL_TABLE = [((1, 3, 5, 32), "int8", "away"), ((1, 4, 4, 24), "uint8", "away"),
+                ((2, 3, 12), "int8", "away"), ((5, 6), "uint8", "away"), ((1, 3, 5, 32), "int8", "upward"),
+                ((2, 3, 12), "uint8", "upward"), ((1, 3, 5, 32), "int8", "single"),
+                ((2, 3, 12), "uint8", "single"), ((5, 6), "int8", "single"),
                 ((1, 3, 5, 32), "int8", "single_right"), ((2, 3, 12), "uint8", "single_right"),
                 ((1, 3, 5, 32), "int8", "upward_right"), ((2, 3, 12), "uint8", "away_right"),
                 ((1, 4, 4, 16), "int8", "away_right")]
@@ -125,10 +127,15 @@ KERNEL_IDS = ["-".join(map(str, row)) for row in KERNEL_TABLE]
 
 
 def _workload(shape, out_dtype, rounding):
-    """"<rounding>_right": that rounding with the workload's right-shifts-only promise."""
+    """The requantize_q8 PrimFunc; "<rounding>_right": that rounding with the workload's
+    right-shifts-only promise."""
     if rounding.endswith("_right"):
-        return requantize_nhwc(shape, out_dtype, rounding.removesuffix("_right"), right_shifts=True)
-    return requantize_nhwc(shape, out_dtype, rounding)
+        return REQUANTIZE_Q8.build(shape, out_dtype, rounding.removesuffix("_right"), right_shifts=True)
+    return REQUANTIZE_Q8.build(shape, out_dtype, rounding)
+
+
+def _symbol(func) -> str:
+    return str(func.attrs["global_symbol"])
 
 
 def _case(shape, out_dtype, rounding, rng: np.random.Generator):
@@ -155,9 +162,10 @@ def _case(shape, out_dtype, rounding, rng: np.random.Generator):
 def test_host_kernel_matches_reference(seed, row):
     shape, out_dtype, rounding = row
     args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(seed))
-    ex = compile_default(_workload(shape, out_dtype, rounding))
+    func = _workload(shape, out_dtype, rounding)
+    ex = compile_default(func)
     tensors = [tvm.runtime.tensor(a) for a in args]
-    ex[OP_NAME](*tensors)
+    ex[_symbol(func)](*tensors)
     np.testing.assert_array_equal(tensors[-1].numpy(), expected)
 
 
@@ -169,8 +177,9 @@ def test_aarch64_kernel_matches_reference(seed, row, board_key):
 
     shape, out_dtype, rounding = row
     args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(seed))
-    ex = compile_default(_workload(shape, out_dtype, rounding), AARCH64_A72)
-    np.testing.assert_array_equal(run_on_board(ex, OP_NAME, args, key=board_key)[-1], expected)
+    func = _workload(shape, out_dtype, rounding)
+    ex = compile_default(func, AARCH64_A72)
+    np.testing.assert_array_equal(run_on_board(ex, _symbol(func), args, key=board_key)[-1], expected)
 
 
 @pytest.mark.armv7
@@ -180,18 +189,23 @@ def test_armv7_kernel_matches_reference(row):
 
     shape, out_dtype, rounding = row
     args, expected = _case(shape, out_dtype, rounding, np.random.default_rng(7))
-    ex = compile_default(_workload(shape, out_dtype, rounding), ARMV7_A7)
-    np.testing.assert_array_equal(run_armv7(ex, OP_NAME, args)[-1], expected)
+    func = _workload(shape, out_dtype, rounding)
+    ex = compile_default(func, ARMV7_A7)
+    np.testing.assert_array_equal(run_armv7(ex, _symbol(func), args)[-1], expected)
 
 
 NEON_FORMS = {
     ("aarch64", "away"): ("sqrdmulh", "srshl", "sqadd"), ("aarch64", "upward"): ("sqrdmulh", "srshl"),
     ("aarch64", "single"): ("sqrdmulh", "sqdmulh", "srshl", "sqshl"),
-    ("armv7", "away"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"), ("armv7", "upward"): ("vqrdmulh.s32", "vrshl.s32"),
+    ("armv7", "away"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"),
+    ("armv7", "upward"): ("vqrdmulh.s32", "vrshl.s32"),
     ("armv7", "single"): ("vqrdmulh.s32", "vqdmulh.s32", "vrshl.s32", "vqshl.s32"),
-    ("aarch64", "single_right"): ("sqdmulh", "srshl"), ("armv7", "single_right"): ("vqdmulh.s32", "vrshl.s32"),
-    ("aarch64", "upward_right"): ("sqrdmulh", "srshl"), ("armv7", "upward_right"): ("vqrdmulh.s32", "vrshl.s32"),
-    ("aarch64", "away_right"): ("sqrdmulh", "srshl", "sqadd"), ("armv7", "away_right"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"),
+    ("aarch64", "single_right"): ("sqdmulh", "srshl"),
+    ("armv7", "single_right"): ("vqdmulh.s32", "vrshl.s32"),
+    ("aarch64", "upward_right"): ("sqrdmulh", "srshl"),
+    ("armv7", "upward_right"): ("vqrdmulh.s32", "vrshl.s32"),
+    ("aarch64", "away_right"): ("sqrdmulh", "srshl", "sqadd"),
+    ("armv7", "away_right"): ("vqrdmulh.s32", "vrshl.s32", "vqadd.s32"),
 }
 # What the right-shifts-only promise removes: the left shift, the split of the shift into its
 # left and right parts, and (single rounding) the per-lane select between two forms.
@@ -206,7 +220,8 @@ def test_requantize_uses_fixed_point_neon(isa, rounding):
     needed = NEON_FORMS[(isa, rounding)]
     target = AARCH64_A72 if isa == "aarch64" else ARMV7_A7
     asm = assembly(_workload((1, 4, 4, 32), "int8", rounding), target)
-    mnemonics = {line.split()[0] for line in asm.splitlines() if line.startswith("\t") and not line.startswith("\t.")}
+    mnemonics = {line.split()[0] for line in asm.splitlines()
+                 if line.startswith("\t") and not line.startswith("\t.")}
     for mnemonic in needed:
         assert mnemonic in mnemonics, f"{mnemonic} missing from the requantize kernel"
     assert not mnemonics & {"smulh", "smull", "umulh", "smlal", "vmull.s32", "smull.w", "smmul"}
