@@ -1,4 +1,4 @@
-"""The "c8" MAC intrinsics of the pointwise conv's int8 path (`tir_armq.workloads.conv_c8`).
+"""The "c8" MAC intrinsics of the `conv_c8` kernel (`tir_armq.workloads.conv_c8`).
 
 One output pixel, 8 output channels, K = 16 (or 8) consecutive input channels of int8:
 
@@ -10,7 +10,7 @@ which is what the NEON sequence leaves in lane j of output channel n's int32x4 a
     p += smull(A[8:16], B[n, 8:16])          SMLAL .8h, .8b, .8b    / VMLAL.S8   (K = 16 only)
     C[n] += p[2j] + p[2j + 1]                SADALP .4s, .8h        / VPADAL.S16
 
-Two products fit in int16 because the int8 path's weights lie in [-127, 127]. That is 8 products
+Two products fit in int16 because the int8 scheme's weights lie in [-127, 127]. That is 8 products
 per multiply instruction, the A72's SIMD multiply limit that XNNPACK's 2x8c8 GEMM also sits at.
 The lane sum `O[n] += sum_j C[n, j]` (ADDP x 6 for 8 channels) closes each pixel's tile.
 """

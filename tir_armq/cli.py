@@ -176,7 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the .tflite file")
     p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53, armv7")
     p.add_argument("--db", default="tuning_db", help="tuning database root (default tuning_db)")
-    p.add_argument("--no-db", action="store_true", help="default schedules only")
+    p.add_argument("--no-db", action="store_true", help="the kernels' fixed schedules only (no tuning records)")
     p.add_argument("-o", "--output", required=True, help="the library to write (.so), with <output>.json")
     p.set_defaults(func=cmd_build)
 

@@ -185,7 +185,7 @@ class TargetDatabase:
 
     def earlier_versions(self, func: tirx.PrimFunc) -> list[ms.database.TuningRecord]:
         """Records of this target for earlier versions of `func`'s workload, best first: stored
-        workloads with its arguments (names, shapes, dtypes) and attributes (op, multiply path,
+        workloads with its arguments (names, shapes, dtypes) and attributes (kernel variant,
         requantize promises) but another body: the same layer before its PrimFunc changed (or a
         layer of the same shapes with other constants, e.g. another model's data zero point: as
         good a start). Each is parsed against its own workload (its trace as measured then); what

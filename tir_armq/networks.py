@@ -46,7 +46,7 @@ class Layer:
 
     def random_inputs(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """data, weight, bias as TFLite's int8 scheme allows them: full-range int8 data, weights in
-        [-127, 127] (the int8 path's contract), int32 bias."""
+        [-127, 127] (the contract of the int8 scheme's variants), int32 bias."""
         spec = self.spec()
         rng = np.random.default_rng(seed)
         data = rng.integers(-128, 127, size=spec.data_shape, endpoint=True, dtype=np.int8)

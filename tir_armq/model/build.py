@@ -64,7 +64,7 @@ class BuiltModel:
         """The one-line summary the CLI prints."""
         return (f"{self.model.path.name}: {self.layers} layers on tir_armq kernels "
                 f"({self.kernels} distinct, {self.from_database} from the tuning database, "
-                f"{self.kernels - self.from_database} default schedules); other ops on TVM's default path; "
+                f"{self.kernels - self.from_database} fixed schedules); other ops on TVM's default path; "
                 f"built in {self.build_seconds:.1f} s")
 
 
@@ -119,7 +119,7 @@ def build_model(path: Path | str, target: ArmTarget | None = None, db_root: Path
                 progress=sys.stderr) -> BuiltModel:
     """Import, rewrite, schedule and compile a quantized .tflite model for `target` (None: the host).
     `db_root`: a tuning database root (one folder per target); a missing folder for the target
-    means default schedules, a corrupt one is an error."""
+    means fixed schedules, a corrupt one is an error."""
     start = time.monotonic()
     model = load_tflite(path)
     mod, sites, skipped = rewrite_quantized_convs(model.mod)
@@ -130,7 +130,7 @@ def build_model(path: Path | str, target: ArmTarget | None = None, db_root: Path
         except DatabaseError as err:
             if "no tuning database" not in str(err):
                 raise
-            print(f"[build] {err}: default schedules", file=progress)
+            print(f"[build] {err}: fixed schedules", file=progress)
     mod, kernels, from_db = schedule_kernels(mod, target, db)
     tvm_target = target.tvm_target() if target is not None else host_target()
     executable = tvm.compile(mod, target=tvm_target)

@@ -45,7 +45,7 @@ def run_model_demo(path: Path = DEMO_MODEL, db_root: Path | None = Path("tuning_
         print(f"{path.name}: output equal to LiteRT (builtin kernels): {'yes' if equal else 'NO'}, "
               f"max difference {diff}")
         print(f"kernels from the tuning database: {built.from_database} of {built.kernels} "
-              f"(the rest default schedules); build {built.build_seconds:.1f} s")
+              f"(the rest fixed schedules); build {built.build_seconds:.1f} s")
         if measure:
             cache = BlockCostCache(CORTEX_A72)
             with CountingGuest(CORTEX_A72) as guest:

@@ -13,7 +13,7 @@ input channels 16 kb + 8 h + 2 j + e:
   conv_tail[n, oh, ow, oc, j]         sum_e ... over the last 8 channels         (K % 16 == 8)
   lane_sum[n, oh, ow, oc]             sum_j (conv + conv_tail)[..., oc, j]
   output[n, oh, ow, oc]               lane_sum + bias[oc]
-  [requantize, residual_add]          as the int16 path's epilogue
+  [requantize, residual_add]          as every conv kernel's epilogue
 
 The weights are read where TFLite stores them (OHWI: 8 rows of 16 bytes, K apart), no copy.
 `conv`, `conv_tail` and `lane_sum` are the blocks the c8 intrinsics (`intrinsics/mac_c8.py`)
