@@ -186,9 +186,8 @@ class TargetDatabase:
     def earlier_versions(self, func: tirx.PrimFunc) -> list[ms.database.TuningRecord]:
         """Records of this target for earlier versions of `func`'s workload, best first: stored
         workloads with its arguments (names, shapes, dtypes) and attributes (kernel variant,
-        requantize promises) but another body: the same layer before its PrimFunc changed (or a
-        layer of the same shapes with other constants, e.g. another model's data zero point: as
-        good a start). Each is parsed against its own workload (its trace as measured then); what
+        requantize promises) but another body: the same layer before its PrimFunc changed. Each is
+        parsed against its own workload (its trace as measured then); what
         the caller wants is the trace, to replay on `func` and measure again (`tuning.tune` does)."""
         mod = ms.tune_context._normalize_mod(func)
         wanted, shash = _signature(mod), str(tvm_ffi.structural_hash(mod))
