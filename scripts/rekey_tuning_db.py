@@ -23,14 +23,14 @@ from pathlib import Path
 from tvm.s_tir import meta_schedule as ms
 
 from tir_armq.database import WORKLOADS_FILE, TargetDatabase, schedule_of_copy
-from tir_armq.measure.runner import register_intrinsics
+from tir_armq.measure.runner import board_builder, register_intrinsics
 from tir_armq.networks import NETWORKS, distinct_layers
 from tir_armq.targets import get_target
 from tir_armq.tuning import _runner, as_built_tasks, layer_tasks
-from tir_armq.measure.runner import board_builder
 
 # (op, multiply path) of a record made before the kernel table -> today's variant
-LEGACY = {("depthwise_conv2d_nhwc", "int8"): "dwconv_int8_mla8", ("depthwise_conv2d_nhwc", "int16"): "dwconv_int16",
+LEGACY = {("depthwise_conv2d_nhwc", "int8"): "dwconv_int8_mla8",
+          ("depthwise_conv2d_nhwc", "int16"): "dwconv_int16",
           ("conv2d_nhwc", "c8"): "conv_c8", ("conv2d_nhwc", "int16"): "conv_int16_lane"}
 
 
@@ -63,7 +63,8 @@ def main() -> int:
     target = get_target(args.target)
     db = TargetDatabase(args.db, target)
     tasks = today_tasks()
-    workloads = [json.loads(line) for line in (db.path / WORKLOADS_FILE).read_text().splitlines() if line.strip()]
+    lines = (db.path / WORKLOADS_FILE).read_text().splitlines()
+    workloads = [json.loads(line) for line in lines if line.strip()]
     start = time.monotonic()
     carried = []  # (task, schedule) of every record to carry, all built in one builder call
     for index, raw in enumerate(workloads):
@@ -75,7 +76,8 @@ def main() -> int:
         weight_shape = ms.arg_info.ArgInfo.from_prim_func(old)[1].as_json()[2]
         task = tasks.get(_key(old, variant, weight_shape))
         if task is None:
-            print(f"workload {index} ({variant}): no task of today computes it; left to prune", file=sys.stderr)
+            print(f"workload {index} ({variant}): no task of today computes it; left to prune",
+                  file=sys.stderr)
             continue
         if db.count(task.func):
             print(f"{task.name}: has records, skipped", file=sys.stderr)
@@ -84,14 +86,16 @@ def main() -> int:
             sch = schedule_of_copy(task.func)
             try:
                 rec.trace.apply_to_schedule(sch, remove_postproc=False)
-            except Exception as err:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit
-                print(f"{task.name}: a record does not replay ({str(err).splitlines()[-1][:100]})", file=sys.stderr)
+            except Exception as err:  # noqa: BLE001 - TVM raises several kinds for a trace that does not fit
+                print(f"{task.name}: a record does not replay ({str(err).splitlines()[-1][:100]})",
+                      file=sys.stderr)
                 continue
             carried.append((task, sch, float(sum(map(float, rec.run_secs)) / len(rec.run_secs))))
     print(f"[rekey] {len(carried)} records of {len({id(t) for t, _, _ in carried})} workloads to measure",
           file=sys.stderr, flush=True)
     tvm_target = target.tvm_target()
-    built = board_builder(target.isa).build([ms.builder.BuilderInput(sch.mod, tvm_target) for _, sch, _ in carried])
+    inputs = [ms.builder.BuilderInput(sch.mod, tvm_target) for _, sch, _ in carried]
+    built = board_builder(target.isa).build(inputs)
     print(f"[rekey] built in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
     runners = {}
     for i, ((task, sch, before), result) in enumerate(zip(carried, built), 1):
@@ -108,8 +112,8 @@ def main() -> int:
             continue
         secs = sum(map(float, run.run_secs)) / len(run.run_secs)
         db.commit(task.func, sch, secs)
-        print(f"[rekey {i}/{len(carried)}, {time.monotonic() - start:.0f} s] {task.name}: {before * 1e6:.1f} -> "
-              f"{secs * 1e6:.1f} us", file=sys.stderr, flush=True)
+        print(f"[rekey {i}/{len(carried)}, {time.monotonic() - start:.0f} s] {task.name}: "
+              f"{before * 1e6:.1f} -> {secs * 1e6:.1f} us", file=sys.stderr, flush=True)
     return 0
 
 

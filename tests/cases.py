@@ -69,17 +69,20 @@ class Case:
         return reference_output(self.spec, *self.inputs())
 
     def __repr__(self) -> str:  # shown by hypothesis and pytest on failure
-        return f"Case({self.kernel.name}, {self.spec!r}, seed={self.seed}, extreme_values={self.extreme_values})"
+        return (f"Case({self.kernel.name}, {self.spec!r}, seed={self.seed}, "
+                f"extreme_values={self.extreme_values})")
 
 
 # Named layers that must always pass: one per awkward property, plus MobileNet's own.
 DEPTHWISE_TABLE = {
-    "mnv2_3x3_s1": dict(data_shape=(1, 8, 8, 32), weight_shape=(1, 3, 3, 32), padding="SAME", data_zero_point=-128),
+    "mnv2_3x3_s1": dict(data_shape=(1, 8, 8, 32), weight_shape=(1, 3, 3, 32), padding="SAME",
+                        data_zero_point=-128),
     "c100_not_multiple_of_8": dict(data_shape=(1, 6, 5, 100), weight_shape=(1, 3, 3, 100), padding="SAME"),
     "stride2_same": dict(data_shape=(1, 9, 10, 24), weight_shape=(1, 3, 3, 24), stride=2, padding="SAME",
                          data_zero_point=5),
     "dilation2": dict(data_shape=(1, 9, 9, 16), weight_shape=(1, 3, 3, 16), dilation=2, padding="SAME"),
-    "multiplier2": dict(data_shape=(1, 7, 7, 12), weight_shape=(1, 3, 3, 24), padding="SAME", data_zero_point=-7),
+    "multiplier2": dict(data_shape=(1, 7, 7, 12), weight_shape=(1, 3, 3, 24), padding="SAME",
+                        data_zero_point=-7),
     "5x5_stride2": dict(data_shape=(1, 11, 11, 40), weight_shape=(1, 5, 5, 40), stride=2, padding="SAME",
                         data_zero_point=127),
     "uint8_asymmetric": dict(
@@ -93,8 +96,8 @@ DEPTHWISE_TABLE = {
 }
 CONV_TABLE = {
     "pointwise_1x1": dict(data_shape=(1, 6, 6, 32), weight_shape=(24, 1, 1, 32), data_zero_point=-128),
-    "first_layer_3x3_s2_cin3": dict(data_shape=(1, 11, 11, 3), weight_shape=(16, 3, 3, 3), stride=2, padding="SAME",
-                                    data_zero_point=-3),
+    "first_layer_3x3_s2_cin3": dict(data_shape=(1, 11, 11, 3), weight_shape=(16, 3, 3, 3), stride=2,
+                                    padding="SAME", data_zero_point=-3),
     "oc_ic_not_multiples": dict(data_shape=(1, 5, 6, 10), weight_shape=(13, 3, 3, 10), padding="SAME"),
     "5x5_dilation2": dict(data_shape=(1, 12, 12, 8), weight_shape=(8, 5, 5, 8), dilation=2, padding="SAME"),
     "uint8_asymmetric": dict(
@@ -104,7 +107,8 @@ CONV_TABLE = {
     # conv_c8's shapes: K = 24 (one 16-channel step and the 8-channel tail), stride 2 and a batch of
     # 2, and a classifier whose 100 output channels it pads to 104.
     "k24_tail": dict(data_shape=(1, 3, 5, 24), weight_shape=(24, 1, 1, 24), data_zero_point=17),
-    "k40_s2_batch2": dict(data_shape=(2, 7, 7, 40), weight_shape=(16, 1, 1, 40), stride=2, data_zero_point=-60),
+    "k40_s2_batch2": dict(data_shape=(2, 7, 7, 40), weight_shape=(16, 1, 1, 40), stride=2,
+                          data_zero_point=-60),
     "classifier_oc100": dict(data_shape=(1, 1, 1, 64), weight_shape=(100, 1, 1, 64), data_zero_point=3),
 }
 EPILOGUES = ("acc32", "requantize", "residual")
@@ -148,8 +152,8 @@ def requantize_params(spec: QuantConvSpec, rng: np.random.Generator) -> Requanti
     zero_point = int(rng.integers(lo, hi, endpoint=True))
     clamp = (lo + int(rng.integers(0, 20)), hi - int(rng.integers(0, 20)))
     pairs = [quantize_multiplier(float(v)) for v in scales]
-    return RequantizeParams(np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32),
-                            zero_point, clamp, spec.output_dtype, spec.rounding)
+    multipliers, shifts = (np.array(values, np.int32) for values in zip(*pairs))
+    return RequantizeParams(multipliers, shifts, zero_point, clamp, spec.output_dtype, spec.rounding)
 
 
 def random_add_params(dtype: str, rng: np.random.Generator) -> AddParams:
@@ -168,15 +172,16 @@ def _common(draw, max_hw: int):
     padding = draw(st.one_of(st.sampled_from(["SAME", "VALID"]), st.tuples(*[st.integers(0, 2)] * 4)))
     # Large enough for the dilated kernel even with VALID padding.
     min_hw = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
-    hw = (draw(st.integers(min_hw[0], max(min_hw[0], max_hw))), draw(st.integers(min_hw[1], max(min_hw[1], max_hw))))
+    hw = tuple(draw(st.integers(low, max(low, max_hw))) for low in min_hw)
     # Half the layers in TFLite's int8 scheme (int8, weight zero point 0), where every variant applies.
     tflite_int8 = draw(st.booleans())
     data_dtype = "int8" if tflite_int8 else draw(st.sampled_from(["int8", "uint8"]))
     weight_dtype = "int8" if tflite_int8 else draw(st.sampled_from(["int8", "uint8"]))
     data_zp = draw(_zero_point(data_dtype))
     output_dtype = draw(st.sampled_from(["int32", "int8", "uint8"]))
-    return dict(kernel=kernel, stride=stride, dilation=dilation, padding=padding, hw=hw, tflite_int8=tflite_int8,
-                data_dtype=data_dtype, weight_dtype=weight_dtype, data_zp=data_zp, output_dtype=output_dtype)
+    return dict(kernel=kernel, stride=stride, dilation=dilation, padding=padding, hw=hw,
+                tflite_int8=tflite_int8, data_dtype=data_dtype, weight_dtype=weight_dtype, data_zp=data_zp,
+                output_dtype=output_dtype)
 
 
 def _zero_point(dtype: str) -> st.SearchStrategy[int]:

@@ -194,7 +194,8 @@ def test_model_tasks_are_the_build_kernels():
     tasks = model_tasks(MODELS / "mobilenet_v2_035_96_int8.tflite")
     assert len({t.name for t in tasks}) == len(tasks)
     assert all(t.name == str(t.func.attrs["global_symbol"]) for t in tasks)
-    kinds = Counter((str(t.func.attrs["tir_armq.kernel"]), str(t.func.attrs["tir_armq.rounding"])) for t in tasks)
+    kinds = Counter((str(t.func.attrs["tir_armq.kernel"]), str(t.func.attrs["tir_armq.rounding"]))
+                    for t in tasks)
     assert kinds == {("dwconv_int8_mla8", "upward"): 10, ("conv_c8", "single"): 20}
 
 
@@ -232,10 +233,12 @@ def test_another_quantization_of_a_model_reuses_its_kernels_and_records(tmp_path
     same tuning record as in the first model's build, though every constant differs."""
     path = MODELS / "mobilenet_v2_035_96_int8.tflite"
     other = _requantized(path, tmp_path / "other.tflite")
-    (mod_a, sites_a, _), (mod_b, sites_b, _) = (rewrite_quantized_convs(load_tflite(p).mod) for p in (path, other))
+    (mod_a, sites_a, _), (mod_b, sites_b, _) = (rewrite_quantized_convs(load_tflite(p).mod)
+                                                for p in (path, other))
     assert [s.name for s in sites_a] == [s.name for s in sites_b]
     convs = [(a, b) for a, b in zip(sites_a, sites_b) if hasattr(a, "kernel")]
-    assert all(a.spec.data_zero_point != b.spec.data_zero_point for a, b in convs if a.spec.data_zero_point < 114)
+    assert all(a.spec.data_zero_point != b.spec.data_zero_point
+               for a, b in convs if a.spec.data_zero_point < 114)
     assert all(not np.array_equal(a.requantize.multiplier, b.requantize.multiplier) for a, b in convs)
 
     def kernels(mod):

@@ -48,9 +48,10 @@ def _run(network: str, armv7: bool, key: str) -> bool:
     layers = distinct_layers(network)
     print(f"{network}: {len(layers)} distinct conv/depthwise layers as a model build runs them (int8 out), "
           "each on its kernel variant's fixed schedule; 'MACs in asm': the variant's multiply instructions")
-    names = [layer.as_built()[1].kernel_name(layer.as_built_spec()[0]) for layer, _ in layers]
+    names = [kernel.kernel_name(spec) for spec, kernel, _ in (layer.as_built() for layer, _ in layers)]
     width = max(map(len, names))
-    header = f"{'kernel':<{width}} {'MMAC':>7} " + " ".join(f"{t.name + ' exact':>13} {'MACs in asm':>11}" for t in targets)
+    columns = " ".join(f"{t.name + ' exact':>13} {'MACs in asm':>11}" for t in targets)
+    header = f"{'kernel':<{width}} {'MMAC':>7} {columns}"
     print(header)
     all_exact = True
     start = time.monotonic()

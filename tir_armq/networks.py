@@ -61,8 +61,8 @@ class Layer:
         over the int8 range)."""
         spec = self.spec(output_dtype="int8", rounding=TFLITE_ROUNDING[self.kind])
         data, weight, bias = self.random_inputs(seed)
-        requantize = RequantizeParams.from_scales(0.02, np.full(spec.out_channels, 0.004, np.float32), 0.1, -5,
-                                                  (-128, 127), "int8", spec.rounding)
+        weight_scales = np.full(spec.out_channels, 0.004, np.float32)
+        requantize = RequantizeParams.from_scales(0.02, weight_scales, 0.1, -5, (-128, 127), "int8", spec.rounding)
         return with_shift_promise(spec, requantize), (data, weight, bias, requantize)
 
     def as_built(self, seed: int = 0) -> tuple[QuantConvSpec, ConvKernel, list[np.ndarray]]:

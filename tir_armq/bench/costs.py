@@ -59,7 +59,8 @@ def ours_int8_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None
     has one (`tir-armq tune --epilogue int8`, or `--model`), else its variant's fixed schedule."""
     spec, kernel, args = layer.as_built()
     ex, tuned = _compiled(kernel.build(spec), db)
-    return _measure(ex, kernel.kernel_name(spec), args, guest), f"{'tuned' if tuned else 'fixed'}:{kernel.name}"
+    cost = _measure(ex, kernel.kernel_name(spec), args, guest)
+    return cost, f"{'tuned' if tuned else 'fixed'}:{kernel.name}"
 
 
 def xnnpack_cost(layer: Layer, model: CpuModel, cache: BlockCostCache | None = None) -> Cost:

@@ -58,9 +58,10 @@ def table(rows: list[Row]) -> str:
             c = r.costs.get(i)
             cells += [_fmt(c and c.instructions / r.macs, "18.3f"), _fmt(c and c.cycles / r.macs, "18.3f")]
         lines.append(
-            f"{r.network:<13} {r.kernel or r.layer.name:<{width}} {r.count:>2} {r.macs / 1e6:>7.2f} {r.source:>22} "
-            + " ".join(cells)
-            + "".join(f" {_fmt(r.ratio(other, base), '9.2f')}" for _, other, base in RATIOS) + f" {r.source_int8:>22}"
+            f"{r.network:<13} {r.kernel or r.layer.name:<{width}} {r.count:>2} {r.macs / 1e6:>7.2f} "
+            f"{r.source:>22} " + " ".join(cells)
+            + "".join(f" {_fmt(r.ratio(other, base), '9.2f')}" for _, other, base in RATIOS)
+            + f" {r.source_int8:>22}"
         )
     lines.append("-" * len(head))
     for network in dict.fromkeys(r.network for r in rows):

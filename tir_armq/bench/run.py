@@ -36,7 +36,7 @@ def run_bench(
     work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)]
     rows: list[Row] = []
     measured: dict = {}  # a layer shared by both networks is measured once
-    sources: dict = {}  # where our kernels came from ("fixed:<variant>" or "tuned:<variant>"), the kernel name
+    sources: dict = {}  # where our kernels came from ("fixed:<variant>", "tuned:<variant>"), the kernel name
     start = time.monotonic()
     with CountingGuest(model) as guest:
         for i, (net, layer, count) in enumerate(work, 1):

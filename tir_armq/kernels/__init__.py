@@ -2,12 +2,12 @@
 
 Conv variants, in order of preference (a model build takes the first that applies to a layer):
 
-| variant            | computes                                   | applies when                              |
-|--------------------|--------------------------------------------|-------------------------------------------|
-| `dwconv_int8_mla8` | depthwise, 8-bit products in tap pairs     | int8 data, int8 weights in [-127, 127], zp 0 |
-| `dwconv_int16`     | depthwise, zero points subtracted, int16   | every depthwise layer                     |
-| `conv_c8`          | 1x1 conv / FC, XNNPACK's c8 GEMM step      | as `dwconv_int8_mla8`; 1x1, unpadded, K % 8 == 0 |
-| `conv_int16_lane`  | dense conv, by-element int16 MAC           | every dense conv                          |
+| variant            | computes                                 | applies when                            |
+|--------------------|------------------------------------------|-----------------------------------------|
+| `dwconv_int8_mla8` | depthwise, 8-bit products in tap pairs   | int8, weights in [-127, 127], zp 0      |
+| `dwconv_int16`     | depthwise, zero points subtracted, int16 | every depthwise layer                   |
+| `conv_c8`          | 1x1 conv / FC, XNNPACK's c8 GEMM step    | as above; 1x1, unpadded, K % 8 == 0     |
+| `conv_int16_lane`  | dense conv, by-element int16 MAC         | every dense conv                        |
 
 Each is a `ConvKernel` (`base.py`): `applies(spec, weight)`, `prepare(spec, weight, bias,
 requantize)` (the constants folded at build time), `build(spec)` (the PrimFunc: shapes, dtypes and
@@ -110,6 +110,6 @@ def space_size(func: tirx.PrimFunc) -> int | None:
 
 
 __all__ = ["CONV_C8", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16", "DWCONV_INT8_MLA8",
-           "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable", "by_name",
-           "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
+           "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
+           "by_name", "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
            "with_shift_promise"]

@@ -87,7 +87,8 @@ class ConvKernel(ABC):
 
     def _check(self, spec: QuantConvSpec, weight: np.ndarray | None = None) -> None:
         if not self.applies(spec, weight):
-            raise ValueError(f"{self.name}: does not compute this layer (it takes {self.applies_when}): {spec}")
+            raise ValueError(f"{self.name}: does not compute this layer (it takes {self.applies_when}): "
+                             f"{spec}")
 
     def __repr__(self) -> str:
         return self.name
@@ -143,5 +144,7 @@ def with_channels(params: RequantizeParams, channels: int) -> RequantizeParams:
     extra = channels - params.multiplier.size
     if extra <= 0:
         return params
-    return replace(params, multiplier=np.concatenate([params.multiplier, np.repeat(params.multiplier[:1], extra)]),
-                   shift=np.concatenate([params.shift, np.repeat(params.shift[:1], extra)]))
+    def padded(values: np.ndarray) -> np.ndarray:
+        return np.concatenate([values, np.repeat(values[:1], extra)])
+
+    return replace(params, multiplier=padded(params.multiplier), shift=padded(params.shift))

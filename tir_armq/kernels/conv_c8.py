@@ -35,7 +35,9 @@ class ConvC8Kernel(ConvKernel):
 
     def kernel_spec(self, spec):
         padded = -(-spec.out_channels // OC_TILE) * OC_TILE
-        return spec if padded == spec.out_channels else replace(spec, channels_out=padded, weight_zero_point=0)
+        if padded == spec.out_channels:
+            return spec
+        return replace(spec, channels_out=padded, weight_zero_point=0)
 
     def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
         # The unpadded conv's data zero point goes into the bias: the kernel never sees it.

@@ -15,7 +15,8 @@ class ConvInt16LaneKernel(ConvKernel):
     computes = "zero points subtracted, 4 input channels x 8 output channels of int16 products per step"
     applies_when = "every dense conv (int8 or uint8, any zero points, any kernel, padding and channels)"
     isa_forms = {"aarch64": "SMLAL/SMLAL2 .4s by element (.h[k])", "armv7": "VMLAL.S16 by scalar (d[k])"}
-    mac_pattern = {"aarch64": r"smlal2?\s+v\d+\.4s,\s*v\d+\.[48]h", "armv7": r"vmlal\.s16\s+q\d+,\s*d\d+,\s*d\d+"}
+    mac_pattern = {"aarch64": r"smlal2?\s+v\d+\.4s,\s*v\d+\.[48]h",
+                   "armv7": r"vmlal\.s16\s+q\d+,\s*d\d+,\s*d\d+"}
     rule = ConvInt16Lane()
 
     def applies(self, spec, weight=None) -> bool:

@@ -15,7 +15,8 @@ class DwconvInt16Kernel(ConvKernel):
     computes = "zero points subtracted, int16 x int16 products accumulated in int32"
     applies_when = "every depthwise layer (int8 or uint8, any zero points, per-channel or per-tensor)"
     isa_forms = {"aarch64": "SMLAL/SMLAL2 .4s (int16 lanes)", "armv7": "VMLAL.S16"}
-    mac_pattern = {"aarch64": r"smlal2?\s+v\d+\.4s,\s*v\d+\.[48]h", "armv7": r"vmlal\.s16\s+q\d+,\s*d\d+,\s*d\d+"}
+    mac_pattern = {"aarch64": r"smlal2?\s+v\d+\.4s,\s*v\d+\.[48]h",
+                   "armv7": r"vmlal\.s16\s+q\d+,\s*d\d+,\s*d\d+"}
     rule = DwconvInt16()
 
     def applies(self, spec, weight=None) -> bool:

@@ -28,7 +28,8 @@ class Decisions:
         self.sch = sch
         self.tunable = tunable
 
-    def tile(self, loop: s_tir.schedule.LoopRV, n: int, max_innermost_factor: int, decision: list[int]) -> list:
+    def tile(self, loop: s_tir.schedule.LoopRV, n: int, max_innermost_factor: int,
+             decision: list[int]) -> list:
         """The factors of a perfect tile of `loop`."""
         if self.tunable:
             return self.sch.sample_perfect_tile(loop, n=n, max_innermost_factor=max_innermost_factor,
@@ -37,7 +38,8 @@ class Decisions:
 
     def categorical(self, candidates: list[int], decision: int):
         if self.tunable:
-            return self.sch.sample_categorical(candidates, [1 / len(candidates)] * len(candidates), decision=decision)
+            probs = [1 / len(candidates)] * len(candidates)
+            return self.sch.sample_categorical(candidates, probs, decision=decision)
         return candidates[decision]
 
     def compute_at(self, block: s_tir.schedule.SBlockRV, decision: int = ROOT) -> None:

@@ -37,7 +37,8 @@ class ConvC8(ScheduleRule):
     """Design spaces for one `conv_c8` kernel, one per loop order; with `tunable=False` the first
     at its initial decisions (columns outer, one pixel per step), fixed."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
+    def apply(self, func: tirx.PrimFunc, target: Target,
+              tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
         if not is_kernel(func, NAME, ("lane_sum", "output")):
             return None
         sch = s_tir.Schedule(func)
@@ -60,7 +61,8 @@ class ConvC8(ScheduleRule):
             spaces.append(self.design_space(copy, order, target, Decisions(copy, tunable=True)))
         return spaces
 
-    def design_space(self, sch: s_tir.Schedule, order: str, target: Target, knobs: Decisions) -> s_tir.Schedule:
+    def design_space(self, sch: s_tir.Schedule, order: str, target: Target,
+                     knobs: Decisions) -> s_tir.Schedule:
         """`sch` scheduled in place with loop order `order` (one of ORDERS)."""
         mac = intrinsics.for_target(target).MAC_C8
         accumulators = [name for name in ("conv", "conv_tail") if has_block(sch, name)]

@@ -31,7 +31,8 @@ LANES, K = 8, 4
 class ConvInt16Lane(ScheduleRule):
     """Seed template: 8 output channels in the lanes, 4 input channels per intrinsic call."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
+    def apply(self, func: tirx.PrimFunc, target: Target,
+              tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
         if not is_kernel(func, NAME, STAGES):
             return None
         sch = self._schedule(s_tir.Schedule(func), target)

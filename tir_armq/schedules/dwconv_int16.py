@@ -33,7 +33,8 @@ SPACE_LANES = (4, 8)
 class DwconvInt16(ScheduleRule):
     """The seed template, or its search space (see the module docstring)."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
+    def apply(self, func: tirx.PrimFunc, target: Target,
+              tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
         if not is_kernel(func, NAME, STAGES):
             return None
         sch = s_tir.Schedule(func)

@@ -45,7 +45,8 @@ class DwconvInt8Mla8(ScheduleRule):
     """Design spaces for one `dwconv_int8_mla8` kernel, one per (loop order, epilogue placement);
     with `tunable=False` the first at its initial decisions, fixed."""
 
-    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
+    def apply(self, func: tirx.PrimFunc, target: Target,
+              tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
         if not is_kernel(func, NAME, ("data_pad", "conv")):
             return None
         sch = s_tir.Schedule(func)
@@ -83,7 +84,8 @@ class DwconvInt8Mla8(ScheduleRule):
         # 14x14x576 s2 0.296 at 16 lanes, 0.275 at 8).
         pixels = _tile_decision(sch, ow, 4 if order == "channels_outer" else 2)
         lanes = 8 if epilogue == "tile" and (order == "channels_outermost" or pixels[1] == 1) else 16
-        co, ci = sch.split(c, knobs.tile(c, n=2, max_innermost_factor=16, decision=_tile_decision(sch, c, lanes, multiple)))
+        channels = _tile_decision(sch, c, lanes, multiple)
+        co, ci = sch.split(c, knobs.tile(c, n=2, max_innermost_factor=16, decision=channels))
         if order in ("channels_outer", "channels_outermost"):
             owo, owi = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=8, decision=pixels))
             if order == "channels_outer":
