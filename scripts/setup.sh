@@ -5,7 +5,7 @@
 #   c. the emulated aarch64 board ($CACHE/board): an arm64 Debian sysroot with python3.11 (private
 #      APT config, host dpkg state untouched) and aarch64 wheels of numpy + the TVM runtime.
 # Each step is guarded by a stamp file holding what it was built from, so a re-run takes seconds.
-# Facts behind the recipe: /work/shared/EMULATED_BOARD.md (sections 1-3, pitfalls 1-3).
+# Facts behind the recipe: ../shared/EMULATED_BOARD.md from the repo root (sections 1-3, pitfalls 1-3).
 set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
