@@ -88,6 +88,7 @@ def test_host_c8_matches_reference(row, seed, extreme):
     np.testing.assert_array_equal(_run_host(compile_default(CONV_C8.build(spec)), spec, args), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.board
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(row=st.sampled_from(ROWS), seed=st.integers(0, 2**32 - 1), extreme=st.booleans())
@@ -100,6 +101,7 @@ def test_aarch64_c8_matches_reference(row, seed, extreme, board_key):
     np.testing.assert_array_equal(_output(spec, out), expected)
 
 
+@pytest.mark.slow  # the kernel table's ARMv7 tests run conv_c8's table rows by default
 @pytest.mark.armv7
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_armv7_c8_matches_reference(row):

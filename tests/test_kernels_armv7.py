@@ -20,6 +20,7 @@ def test_table_matches_reference(case):
     np.testing.assert_array_equal(run_armv7(case), case.expected())
 
 
+@pytest.mark.slow
 @ARMV7_SETTINGS
 @given(cases=depthwise_cases())
 def test_depthwise_variants_match_reference(cases):
@@ -27,6 +28,7 @@ def test_depthwise_variants_match_reference(cases):
         np.testing.assert_array_equal(run_armv7(case), case.expected(), err_msg=case.name)
 
 
+@pytest.mark.slow
 @ARMV7_SETTINGS
 @given(cases=conv_cases())
 def test_conv_variants_match_reference(cases):

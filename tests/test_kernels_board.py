@@ -22,6 +22,7 @@ def test_table_matches_reference(case, board_key):
     np.testing.assert_array_equal(run_board(case, board_key), case.expected())
 
 
+@pytest.mark.slow
 @BOARD_SETTINGS
 @given(cases=depthwise_cases())
 def test_depthwise_variants_match_reference(cases, board_key):
@@ -29,6 +30,7 @@ def test_depthwise_variants_match_reference(cases, board_key):
         np.testing.assert_array_equal(run_board(case, board_key), case.expected(), err_msg=case.name)
 
 
+@pytest.mark.slow
 @BOARD_SETTINGS
 @given(cases=conv_cases())
 def test_conv_variants_match_reference(cases, board_key):

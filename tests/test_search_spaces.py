@@ -88,6 +88,7 @@ def test_dwconv_int8_mla8_candidates_match_reference(name):
 INT16_LAYERS = ["c100_not_multiple_of_8", "multiplier2", "uint8_asymmetric", "5x5_stride2"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output_dtype", ["int32", "requantize"])
 @pytest.mark.parametrize("name", INT16_LAYERS)
 def test_dwconv_int16_candidates_match_reference(name, output_dtype):

@@ -18,7 +18,7 @@ from tir_armq.targets import AARCH64_A72, ARMV7_A7
 from tir_armq.tuning import Task
 from tir_armq.workloads import conv_spec, depthwise_spec
 
-pytestmark = pytest.mark.armv7
+pytestmark = [pytest.mark.armv7, pytest.mark.slow]
 
 DEPTHWISE = depthwise_spec((1, 8, 8, 32), (1, 3, 3, 32), padding="SAME", data_zero_point=-3,
                            output_dtype="int8", rounding="upward")
