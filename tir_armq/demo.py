@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from .build import compile_default
+from .kernels import select
 from .networks import distinct_layers
 from .reference import reference_output
 from .targets import AARCH64_A72, ARMV7_A7
@@ -48,16 +49,17 @@ def _run(network: str, armv7: bool, key: str) -> bool:
     layers = distinct_layers(network)
     print(f"{network}: {len(layers)} distinct conv/depthwise layers as a model build runs them (int8 out), "
           "each on its kernel variant's fixed schedule; 'MACs in asm': the variant's multiply instructions")
-    names = [kernel.kernel_name(spec) for spec, kernel, _ in (layer.as_built() for layer, _ in layers)]
-    width = max(map(len, names))
+    built = [layer.as_built_spec(seed=i) for i, (layer, _) in enumerate(layers)]
+    kernels = [select(spec, inputs[1]) for spec, inputs in built]
+    width = max(len(kernel.kernel_name(spec)) for kernel, (spec, _) in zip(kernels, built))
     columns = " ".join(f"{t.name + ' exact':>13} {'MACs in asm':>11}" for t in targets)
     header = f"{'kernel':<{width}} {'MMAC':>7} {columns}"
     print(header)
     all_exact = True
     start = time.monotonic()
-    for i, (layer, _count) in enumerate(layers):
-        spec, kernel, args = layer.as_built(seed=i)
-        expected = reference_output(spec, *layer.as_built_spec(seed=i)[1])
+    for kernel, (spec, inputs) in zip(kernels, built):
+        args = kernel.arguments(spec, *inputs)
+        expected = reference_output(spec, *inputs)
         func = kernel.build(spec)
         cells = []
         for target in targets:

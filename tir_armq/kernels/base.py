@@ -109,6 +109,19 @@ class OpKernel:
         return self.name
 
 
+class ZeroPointKernel(ConvKernel):
+    """A variant that subtracts the zero points itself: its constants are the layer's weights and
+    bias as the model holds them, and both zero points as arguments."""
+
+    def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
+        return Operands((weight, bias, *zero_point_operands(spec)), per_channel(requantize, spec.out_channels))
+
+
+def per_channel(requantize: RequantizeParams | None, channels: int) -> RequantizeParams | None:
+    """The requantize parameters with one multiplier and shift per output channel (None stays None)."""
+    return None if requantize is None else requantize.broadcast(channels)
+
+
 def fold_data_zero_point(spec: QuantConvSpec, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """`bias - zx * sum_taps weight` per output channel: what 8-bit products of the raw data leave
     out of `sum (x - zx) * w` (exact where every padded tap holds zx)."""

@@ -10,7 +10,7 @@ from ..requantize import RequantizeParams
 from ..schedules.conv_c8 import ConvC8
 from ..workloads.conv import Conv2DSpec
 from ..workloads.conv_c8 import K_TAIL, NAME, OC_TILE, build_conv_c8
-from .base import ConvKernel, Operands, fold_data_zero_point, symmetric_int8, with_channels
+from .base import ConvKernel, Operands, fold_data_zero_point, per_channel, symmetric_int8, with_channels
 
 
 class ConvC8Kernel(ConvKernel):
@@ -48,7 +48,7 @@ class ConvC8Kernel(ConvKernel):
             weight = np.concatenate([weight, np.zeros((extra, *weight.shape[1:]), weight.dtype)])
             bias = np.concatenate([bias, np.zeros(extra, np.int32)])
         if requantize is not None:
-            requantize = with_channels(requantize.broadcast(spec.out_channels), channels)
+            requantize = with_channels(per_channel(requantize, spec.out_channels), channels)
         return Operands((weight, bias), requantize)
 
     def _build(self, spec):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ..requantize import RequantizeParams
 from ..schedules.conv_int16_lane import ConvInt16Lane
 from ..workloads.conv import Conv2DSpec
 from ..workloads.conv_int16_lane import NAME, build_conv_int16_lane
-from .base import ConvKernel, Operands, zero_point_operands
+from .base import ZeroPointKernel
 
 
-class ConvInt16LaneKernel(ConvKernel):
+class ConvInt16LaneKernel(ZeroPointKernel):
     name = NAME
     kind = "conv"
     computes = "zero points subtracted, 4 input channels x 8 output channels of int16 products per step"
@@ -21,10 +20,6 @@ class ConvInt16LaneKernel(ConvKernel):
 
     def applies(self, spec, weight=None) -> bool:
         return isinstance(spec, Conv2DSpec)
-
-    def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
-        return Operands((weight, bias, *zero_point_operands(spec)),
-                        None if requantize is None else requantize.broadcast(spec.out_channels))
 
     def _build(self, spec):
         return build_conv_int16_lane(spec)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from ..requantize import RequantizeParams
 from ..schedules.dwconv_int16 import DwconvInt16
 from ..workloads.depthwise import DepthwiseConv2DSpec
 from ..workloads.dwconv_int16 import NAME, build_dwconv_int16
-from .base import ConvKernel, Operands, zero_point_operands
+from .base import ZeroPointKernel
 
 
-class DwconvInt16Kernel(ConvKernel):
+class DwconvInt16Kernel(ZeroPointKernel):
     name = NAME
     kind = "depthwise"
     computes = "zero points subtracted, int16 x int16 products accumulated in int32"
@@ -21,10 +20,6 @@ class DwconvInt16Kernel(ConvKernel):
 
     def applies(self, spec, weight=None) -> bool:
         return isinstance(spec, DepthwiseConv2DSpec)
-
-    def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
-        return Operands((weight, bias, *zero_point_operands(spec)),
-                        None if requantize is None else requantize.broadcast(spec.out_channels))
 
     def _build(self, spec):
         return build_dwconv_int16(spec)

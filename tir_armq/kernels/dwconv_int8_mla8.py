@@ -8,7 +8,7 @@ from ..requantize import RequantizeParams
 from ..schedules.dwconv_int8_mla8 import DwconvInt8Mla8
 from ..workloads.depthwise import DepthwiseConv2DSpec
 from ..workloads.dwconv_int8_mla8 import NAME, build_dwconv_int8_mla8, pair_taps
-from .base import ConvKernel, Operands, fold_data_zero_point, symmetric_int8
+from .base import ConvKernel, Operands, fold_data_zero_point, per_channel, symmetric_int8
 
 
 class DwconvInt8Mla8Kernel(ConvKernel):
@@ -31,7 +31,7 @@ class DwconvInt8Mla8Kernel(ConvKernel):
         # The zero point stays an operand only as the padding's value.
         constants = (pair_taps(spec, weight), fold_data_zero_point(spec, weight, bias),
                      np.array([spec.data_zero_point], np.int32))
-        return Operands(constants, None if requantize is None else requantize.broadcast(spec.out_channels))
+        return Operands(constants, per_channel(requantize, spec.out_channels))
 
     def _build(self, spec):
         return build_dwconv_int8_mla8(spec)
