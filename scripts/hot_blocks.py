@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS))
     p.add_argument("--space", type=int, help="design space index (initial decisions) instead of the fixed schedule")
     p.add_argument("--start", type=int, help="a tuning start point (design spaces and their inlined-stage variants)")
-    p.add_argument("--db", help="use the tuned record of this database root")
+    p.add_argument("--db", help="use the tuned record of this database root (tir_armq/tuning_db: the shipped one)")
     p.add_argument("--top", type=int, default=8, help="blocks to list (default 8)")
     p.add_argument("--asm", type=int, default=2, help="blocks to disassemble (default 2)")
     args = p.parse_args()

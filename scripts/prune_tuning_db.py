@@ -6,7 +6,7 @@ This keeps the records of every workload that `tir-armq` can still ask for: each
 tasks (int32 output, every variant with a search space; and as a model build runs it) and the
 kernels of the models shipped in `tir_armq/models/`. A developer script: run it after re-tuning, then commit.
 
-    python scripts/prune_tuning_db.py [--db tuning_db] [--dry-run]
+    python scripts/prune_tuning_db.py [--db tir_armq/tuning_db] [--dry-run]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tir_armq.database import TargetDatabase
+from tir_armq.database import SHIPPED_ROOT, TargetDatabase
 from tir_armq.networks import NETWORKS, distinct_layers
 from tir_armq.targets import TARGETS
 from tir_armq.model.tasks import model_tasks
@@ -36,7 +36,7 @@ def current_tasks() -> list:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="tuning_db", type=Path)
+    parser.add_argument("--db", default=SHIPPED_ROOT, type=Path)
     parser.add_argument("--dry-run", action="store_true", help="count only, change nothing")
     args = parser.parse_args()
     funcs = [task.func for task in current_tasks()]

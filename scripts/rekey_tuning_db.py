@@ -9,7 +9,7 @@ records are replayed on today's PrimFunc and measured again with this run's cost
 changed: the weights now come laid out and the zero point folded at build time), and stored.
 Old workloads are then dropped with `scripts/prune_tuning_db.py`.
 
-    python scripts/rekey_tuning_db.py [--db tuning_db] [--target aarch64] [--keep 8]
+    python scripts/rekey_tuning_db.py [--db tir_armq/tuning_db] [--target aarch64] [--keep 8]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tvm.s_tir import meta_schedule as ms
 
-from tir_armq.database import WORKLOADS_FILE, TargetDatabase, schedule_of_copy
+from tir_armq.database import SHIPPED_ROOT, WORKLOADS_FILE, TargetDatabase, schedule_of_copy
 from tir_armq.measure.runner import board_builder, register_intrinsics
 from tir_armq.networks import NETWORKS, distinct_layers
 from tir_armq.targets import get_target
@@ -55,7 +55,7 @@ def today_tasks() -> dict[tuple, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="tuning_db", type=Path)
+    parser.add_argument("--db", default=SHIPPED_ROOT, type=Path)
     parser.add_argument("--target", default="aarch64")
     parser.add_argument("--keep", type=int, default=8, help="best records carried per workload (default 8)")
     args = parser.parse_args()

@@ -46,11 +46,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from tir_armq.bench.run import run_bench
 
+    if args.model:
+        from tir_armq.bench.model import bench_model
+
+        bench_model(Path(args.model), cpu=args.cpu, db_roots=db_roots(args), out_dir=Path(args.out),
+                    builtin=not args.no_builtin)
+        return 0
     networks = sorted(NETWORKS) if args.network == "all" else [args.network]
     kinds = ["depthwise", "conv"] if args.kind == "all" else [args.kind]
     tvm_default = () if args.no_tvm_default else tuple(args.tvm_default)
     run_bench(networks, kinds, cpu=args.cpu, trials=args.trials, tvm_default=tvm_default,
-              xnnpack=not args.no_xnnpack, out_dir=Path(args.out), db_root=Path(args.db))
+              xnnpack=not args.no_xnnpack, out_dir=Path(args.out), db_roots=db_roots(args))
     return 0
 
 
@@ -87,13 +93,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- build / run
+def db_roots(args: argparse.Namespace) -> tuple:
+    """The databases a build reads: the user's `--db` on top of the shipped records (`--no-db`: none)."""
+    from tir_armq.database import SHIPPED
+
+    if args.no_db:
+        return ()
+    return (SHIPPED,) if args.db is None else (args.db, SHIPPED)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tir_armq.model.build import build_model
     from tir_armq.targets import get_target
 
-    built = build_model(Path(args.model), get_target(args.target), None if args.no_db else Path(args.db))
+    built = build_model(Path(args.model), get_target(args.target), db_roots(args))
+    print(built.kernel_table())
     out = built.export(args.output)
     print(f"wrote {out} (+ {out.name}.json)")
     return 0
@@ -161,6 +177,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="our kernels vs XNNPACK vs TVM's default space, counted on the board")
     p.add_argument("--network", default="mobilenet_v2", choices=sorted(NETWORKS) + ["all"])
+    p.add_argument("--model", help="a .tflite file: the whole model as `build` makes it, one invoke, against "
+                   "LiteRT + XNNPACK and LiteRT builtin, by op group (instead of --network's layers)")
+    p.add_argument("--no-builtin", action="store_true", help="with --model: leave out LiteRT's builtin kernels")
     p.add_argument("--kind", default="all", choices=["depthwise", "conv", "all"])
     p.add_argument("--cpu", default="cortex-a72", choices=["cortex-a72", "cortex-a53"], help="llvm-mca model")
     p.add_argument("--trials", type=int, default=32, help="trial budget of TVM's default space (default 32)")
@@ -169,13 +188,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="the workloads TVM's default space tunes: int32 accumulators, and/or int8 as built")
     p.add_argument("--no-xnnpack", action="store_true", help="skip XNNPACK")
     p.add_argument("--out", default="bench_out", help="folder for table.txt, results.json, cycles.png")
-    p.add_argument("--db", default="tuning_db", help="tuned records to use for our kernels (default tuning_db)")
+    p.add_argument("--db", help="your own tuning database, on top of the records shipped with tir_armq")
+    p.add_argument("--no-db", action="store_true", help="our kernels' fixed schedules only (no tuning records)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="build an int8/uint8 .tflite model with our kernels into a board library")
     p.add_argument("model", help="the .tflite file")
     p.add_argument("--target", default="aarch64", help="aarch64 (cortex-a72), aarch64-a53, armv7")
-    p.add_argument("--db", default="tuning_db", help="tuning database root (default tuning_db)")
+    p.add_argument("--db", help="your own tuning database (a folder from `tir-armq tune --db`): its records "
+                   "come first, then the records shipped with tir_armq")
     p.add_argument("--no-db", action="store_true", help="the kernels' fixed schedules only (no tuning records)")
     p.add_argument("-o", "--output", required=True, help="the library to write (.so), with <output>.json")
     p.set_defaults(func=cmd_build)

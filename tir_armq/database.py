@@ -15,6 +15,10 @@ every record's trace (10-16 s for the 700 records shipped, and one record that n
 makes the whole folder unreadable), while a model build needs the records of a few workloads and a
 tuning task appends those of one. Both go through an index of the raw JSON lines, keyed by
 structural hash, and parse only the matching workloads.
+
+The package ships its own records (`SHIPPED_ROOT`, package data: found from any working directory and
+from an installed wheel). A build reads a stack of databases (`build_databases`): a user's own on top,
+then the shipped one; the first that has a record of a kernel gives it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ WORKLOADS_FILE = "database_workload.json"
 RECORDS_FILE = "database_tuning_record.json"
 LOCK_FILE = ".lock"
 FORMAT = 1
+SHIPPED_ROOT = Path(__file__).resolve().parent / "tuning_db"
+SHIPPED = "shipped"  # the name `build_databases` and build reports give SHIPPED_ROOT
 
 
 class DatabaseError(RuntimeError):
@@ -394,3 +400,52 @@ def _replays(trace, func: tirx.PrimFunc) -> bool:
     except Exception:  # noqa: BLE001 - TVM raises several error kinds for a trace that does not fit
         return False
     return True
+
+
+
+class LayeredDatabase:
+    """Databases of one target in order of precedence (a user's own, then the shipped records): a
+    workload's records are those of the first layer that has any."""
+
+    def __init__(self, layers: list[TargetDatabase]) -> None:
+        self.layers = layers
+
+    def layer_of(self, func: tirx.PrimFunc) -> TargetDatabase | None:
+        """The first layer with a record of `func`'s workload."""
+        return next((db for db in self.layers if db.count(func)), None)
+
+    def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
+        db = self.layer_of(func)
+        return db.records(func, limit) if db is not None else []
+
+    def best_schedule(self, func: tirx.PrimFunc) -> s_tir.Schedule | None:
+        db = self.layer_of(func)
+        return db.best_schedule(func) if db is not None else None
+
+    def best_seconds(self, func: tirx.PrimFunc) -> float | None:
+        db = self.layer_of(func)
+        return db.best_seconds(func) if db is not None else None
+
+
+def build_databases(target: ArmTarget, roots: Iterable[Path | str], progress=None) -> LayeredDatabase:
+    """The databases a build reads for `target`, in order of precedence: each of `roots` (a folder
+    with one sub-folder per target, or `SHIPPED` for the package's own records). A root without
+    records for the target is passed over (said on `progress`); a corrupt one is an error."""
+    found = []
+    for root in roots:
+        path = SHIPPED_ROOT if root == SHIPPED else Path(root)
+        if root != SHIPPED and not path.is_dir():
+            raise DatabaseError(f"{path}: no such tuning database folder")
+        try:
+            found.append(TargetDatabase(path, target))
+        except DatabaseError as err:
+            if "no tuning database" not in str(err):
+                raise
+            if progress is not None:
+                print(f"[build] {err}: not used", file=progress)
+    return LayeredDatabase(found)
+
+
+def source_name(db: TargetDatabase) -> str:
+    """How reports name a database: `shipped`, or the folder the user gave."""
+    return SHIPPED if db.path.parent == SHIPPED_ROOT else str(db.path.parent)

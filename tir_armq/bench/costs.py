@@ -9,7 +9,7 @@ from pathlib import Path
 import tvm
 
 from ..build import compile_default
-from ..database import TargetDatabase
+from ..database import LayeredDatabase
 from ..kernels import applicable, select
 from ..measure.cost import Cost, CountingGuest, cost_of_regions, export_aarch64
 from ..measure.mca import BlockCostCache, CpuModel
@@ -30,7 +30,7 @@ def _measure(ex: tvm.runtime.Executable, symbol: str, args: list, guest: Countin
         return guest.measure(export_aarch64(ex, Path(tmp)), symbol, args)
 
 
-def _compiled(func, db: TargetDatabase | None) -> tuple[tvm.runtime.Executable, bool]:
+def _compiled(func, db: LayeredDatabase | None) -> tuple[tvm.runtime.Executable, bool]:
     """`func` with its best record of the database, else its variant's fixed schedule; and whether
     it came from the database."""
     sch = db.best_schedule(func) if db is not None else None
@@ -39,7 +39,7 @@ def _compiled(func, db: TargetDatabase | None) -> tuple[tvm.runtime.Executable, 
     return tvm.compile(sch.mod, target=AARCH64_A72.tvm_target()), True
 
 
-def ours_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
+def ours_cost(layer: Layer, guest: CountingGuest, db: LayeredDatabase | None = None) -> tuple[Cost, str]:
     """Our kernel with int32 output: the best tuned record over the variants that apply (tuned
     with `tir-armq tune --epilogue int32`) when the database has one, else the fixed schedule of
     the variant a build selects. Returns the cost and where the kernel came from."""
@@ -54,7 +54,7 @@ def ours_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = No
     return cost, f"{'tuned' if tuned else 'fixed'}:{kernel.name}"
 
 
-def ours_int8_cost(layer: Layer, guest: CountingGuest, db: TargetDatabase | None = None) -> tuple[Cost, str]:
+def ours_int8_cost(layer: Layer, guest: CountingGuest, db: LayeredDatabase | None = None) -> tuple[Cost, str]:
     """Our kernel as a model build uses it (`Layer.as_built`): its tuned record when the database
     has one (`tir-armq tune --epilogue int8`, or `--model`), else its variant's fixed schedule."""
     spec, kernel, args = layer.as_built()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..measure.cost import Cost, CountingGuest
 from ..measure.mca import CPU_MODELS, BlockCostCache
-from ..database import TargetDatabase
+from ..database import SHIPPED, build_databases
 from ..networks import distinct_layers
 from ..targets import AARCH64_A72
 from .costs import ours_cost, ours_int8_cost, tvm_default_cost, xnnpack_cost
@@ -25,13 +25,12 @@ def run_bench(
     tvm_default: tuple[str, ...] = ("int32", "int8"),
     xnnpack: bool = True,
     out_dir: Path = Path("bench_out"),
-    db_root: Path | None = None,
+    db_roots: tuple = (SHIPPED,),
 ) -> list[Row]:
-    """Measure, print progress and the table, write table.txt / results.json / cycles.png."""
+    """Measure, print progress and the table, write table.txt / results.json / cycles.png. Our
+    kernels take their records from `db_roots` (first that has one; `()`: fixed schedules)."""
     model = CPU_MODELS[cpu]
-    db = None
-    if db_root is not None and (db_root / AARCH64_A72.name).exists():
-        db = TargetDatabase(db_root, AARCH64_A72)
+    db = build_databases(AARCH64_A72, db_roots, sys.stderr)
     cache = BlockCostCache(model)
     work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)]
     rows: list[Row] = []

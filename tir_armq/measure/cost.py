@@ -73,7 +73,13 @@ def _falls_into(block: Block, successor: Block) -> bool:
 
 def basic_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambda b: b.code.hex(),
                  falls_into: Callable[[Block, Block], bool] = _falls_into) -> list[tuple[str, int]]:
-    """(machine code, executions) of each executed straight-line run of code.
+    """(machine code, executions) of each executed straight-line run of code (see `entry_blocks`)."""
+    return [(code, execs) for code, execs, _ in entry_blocks(blocks, code_of=code_of, falls_into=falls_into)]
+
+
+def entry_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambda b: b.code.hex(),
+                 falls_into: Callable[[Block, Block], bool] = _falls_into) -> list[tuple[str, int, Block]]:
+    """(machine code, executions, entry block) of each executed straight-line run of code.
 
     qemu ends a translation block at a branch, and also where its own limits fall: its buffers fill
     up (a long unrolled loop body, 117 + 26 instructions in a depthwise tile) or the code crosses a
@@ -106,7 +112,7 @@ def basic_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambd
         if preds and falling <= succ.execs_in_regions:
             nxt.update((id(p), succ) for p in preds)
             fallen[id(succ)] = falling
-    result = [(code_of(b), b.execs_in_regions) for b in blocks if by_addr[b.addr] is not b]
+    result = [(code_of(b), b.execs_in_regions, b) for b in blocks if by_addr[b.addr] is not b]
     for b in by_addr.values():
         entries = b.execs_in_regions - fallen.get(id(b), 0)
         if entries <= 0:
@@ -115,7 +121,7 @@ def basic_blocks(blocks: list[Block], *, code_of: Callable[[Block], str] = lambd
         while id(cur) in nxt:
             cur = nxt[id(cur)]
             code.append(code_of(cur))
-        result.append(("".join(code), entries))
+        result.append(("".join(code), entries, b))
     return result
 
 

@@ -4,7 +4,7 @@ Runs under the GUEST python (qemu-aarch64): only the standard library, numpy and
 (TVM_USE_RUNTIME_LIB=1). It never imports tir_armq, and never numpy.random (seeding it from OS
 entropy would change the instruction count between runs).
 
-One kernel:   kernel_guest.py LIB.so FUNC ARGS.npz [--warmup W] [--calls N] [--out OUT.npy]
+One kernel:   kernel_guest.py LIB.so FUNC ARGS.npz [--warmup W] [--calls N] [--out OUT.npy] [--maps FILE]
 Many kernels: kernel_guest.py --serve
     reads one JSON request per line on stdin ({"lib", "func", "args", "warmup", "calls"}), measures
     it, asks the plugin to flush its report, and answers one JSON line ({"ok": true} or
@@ -12,7 +12,8 @@ Many kernels: kernel_guest.py --serve
 
 ARGS.npz holds the arguments as arr_0, arr_1, ... in call order. FUNC `@entry` calls the module's
 entry function (what MetaSchedule's builders export); `@vm:NAME` calls function NAME of a Relax VM
-library (a whole model) through the runtime's VirtualMachine.
+library (a whole model) through the runtime's VirtualMachine. `--maps FILE` copies the guest's
+/proc/self/maps there at the end (where LIB.so is loaded: hot code is named by its symbols).
 """
 
 import argparse
@@ -30,7 +31,7 @@ def _mark(code):
         pass
 
 
-def measure(lib_path, func_name, args_path, warmup, calls, out=None):
+def measure(lib_path, func_name, args_path, warmup, calls, out=None, maps=None):
     import numpy as np
     import tvm
 
@@ -52,6 +53,9 @@ def measure(lib_path, func_name, args_path, warmup, calls, out=None):
         _mark(MARK_STOP)
     if out:
         np.save(out, args[-1].numpy())
+    if maps:
+        with open("/proc/self/maps") as src, open(maps, "w") as dst:
+            dst.write(src.read())
 
 
 def serve():
@@ -78,8 +82,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--out")
+    parser.add_argument("--maps")
     opts = parser.parse_args()
-    measure(opts.lib, opts.func, opts.args, opts.warmup, opts.calls, opts.out)
+    measure(opts.lib, opts.func, opts.args, opts.warmup, opts.calls, opts.out, opts.maps)
 
 
 if __name__ == "__main__":

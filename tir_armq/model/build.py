@@ -1,6 +1,6 @@
-"""Build an imported, rewritten model: our kernels scheduled from the target's tuning database
-(MetaSchedule's `MetaScheduleApplyDatabase`), or by their variant's fixed schedule where it has no
-record; everything else compiled by TVM's default Relax pipeline."""
+"""Build an imported, rewritten model: our kernels scheduled from tuning records (MetaSchedule's
+`MetaScheduleApplyDatabase`; a user's database on top of the shipped one), or by their variant's fixed
+schedule where no database has a record; everything else compiled by TVM's default Relax pipeline."""
 
 from __future__ import annotations
 
@@ -14,11 +14,22 @@ from tvm import relax, tirx
 from tvm.s_tir import meta_schedule as ms
 
 from ..build import host_target
-from ..database import DatabaseError, TargetDatabase
+from ..database import SHIPPED, LayeredDatabase, build_databases, source_name
 from ..kernels import fixed_schedule, variant_of
 from ..targets import ArmTarget
 from .quant_rewrite import ConvSite, rewrite_quantized_convs
 from .tflite_import import ImportedModel, load_tflite
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    """How one of our kernels in a build was scheduled: from which database's record, if any."""
+
+    name: str  # the kernel name (global symbol)
+    variant: str  # its entry in the kernel table
+    layers: tuple[str, ...]  # the model's tensors it computes (TFLite output tensor names)
+    source: str | None  # the database its record came from (`shipped` or a folder), None: fixed schedule
+    est_cycles: float | None  # the record's measured time at the target's nominal clock
 
 
 @dataclass
@@ -27,10 +38,19 @@ class BuiltModel:
     model: ImportedModel
     sites: list[ConvSite]
     target: ArmTarget | None
-    kernels: int = 0  # distinct PrimFuncs of ours in the library
-    from_database: int = 0  # of which scheduled from tuning records
+    kernel_records: list[KernelRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     build_seconds: float = 0.0
+
+    @property
+    def kernels(self) -> int:
+        """Distinct PrimFuncs of ours in the library."""
+        return len(self.kernel_records)
+
+    @property
+    def from_database(self) -> int:
+        """Of `kernels`, those scheduled from a tuning record."""
+        return sum(1 for k in self.kernel_records if k.source is not None)
 
     def export(self, path: Path | str) -> Path:
         """The library for the board (cross-compiled for the target), plus `<path>.json` with the
@@ -49,8 +69,7 @@ class BuiltModel:
             "target": self.target.name,
             "inputs": [vars(i) | {"shape": list(i.shape)} for i in self.model.inputs],
             "outputs": [vars(o) | {"shape": list(o.shape)} for o in self.model.outputs],
-            "kernels": self.kernels,
-            "from_database": self.from_database,
+            "kernels": [vars(k) | {"layers": list(k.layers)} for k in self.kernel_records],
         }
         sidecar(path).write_text(json.dumps(meta, indent=1) + "\n")
         return path
@@ -59,6 +78,17 @@ class BuiltModel:
     def layers(self) -> int:
         """TFLite operators computed by our kernels (a conv with its fused residual ADD is two)."""
         return sum(len(site.tflite_ops) for site in self.sites)
+
+    def kernel_table(self) -> str:
+        """One line per kernel: the layers it computes, its variant, its record and est. cycles."""
+        rows = [("kernel", "variant", "record", "est. cycles", "layers")]
+        for k in self.kernel_records:
+            cycles = f"{k.est_cycles:,.0f}" if k.est_cycles is not None else "-"
+            layers = ", ".join(k.layers[:2]) + (f" (+{len(k.layers) - 2})" if len(k.layers) > 2 else "")
+            rows.append((k.name, k.variant, f"exact ({k.source})" if k.source else "none", cycles, layers))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join("  ".join(f"{c:<{w}}" if i != 3 else f"{c:>{w}}" for i, (c, w) in
+                                   enumerate(zip(r[:4], widths))) + "  " + r[4] for r in rows)
 
     def report(self) -> str:
         """The one-line summary the CLI prints."""
@@ -77,63 +107,81 @@ def _ours(func) -> bool:
     return isinstance(func, tirx.PrimFunc) and variant_of(func) is not None
 
 
-def _target_records(db: TargetDatabase, mod: tvm.IRModule) -> ms.database.Database:
-    """A MemoryDatabase with the best record of this target for each of our kernels in `mod`:
-    what MetaScheduleApplyDatabase then applies (it looks records up by workload alone, so the
-    target filter happens here)."""
+def _best_records(dbs: LayeredDatabase, mod: tvm.IRModule
+                  ) -> tuple[ms.database.Database, dict[str, tuple[str, float]]]:
+    """A MemoryDatabase with the best record of each of our kernels in `mod` that `dbs` has: what
+    MetaScheduleApplyDatabase then applies (it looks records up by workload alone, so the target
+    filter happens here). Also, by kernel name, the database it came from and its measured seconds."""
     memory = ms.database.MemoryDatabase()
+    found = {}
     for _, func in mod.functions.items():
-        if not _ours(func):
+        db = dbs.layer_of(func) if _ours(func) else None
+        if db is None:
             continue
         # The kernel as tuned: its global symbol is its kernel name, here and in `tir-armq tune`.
-        records = db.records(func, limit=1)
-        if records:
-            best = records[0]
-            workload = memory.commit_workload(ms.tune_context._normalize_mod(func))
-            memory.commit_tuning_record(ms.database.TuningRecord(
-                best.trace, workload, best.run_secs, best.target, best.args_info))
-    return memory
+        (best,) = db.records(func, limit=1)
+        workload = memory.commit_workload(ms.tune_context._normalize_mod(func))
+        memory.commit_tuning_record(ms.database.TuningRecord(
+            best.trace, workload, best.run_secs, best.target, best.args_info))
+        seconds = sum(float(t) for t in best.run_secs) / len(best.run_secs)
+        found[str(func.attrs["global_symbol"])] = (source_name(db), seconds)
+    return memory, found
 
 
-def schedule_kernels(mod: tvm.IRModule, target: ArmTarget | None,
-                     db: TargetDatabase | None) -> tuple[tvm.IRModule, int, int]:
-    """Our PrimFuncs scheduled: from `db` through MetaScheduleApplyDatabase, the rest by their
-    variant's fixed schedule. Returns the module, the number of our kernels, and how many came from the database."""
+def schedule_kernels(mod: tvm.IRModule, target: ArmTarget | None, dbs: LayeredDatabase | None
+                     ) -> tuple[tvm.IRModule, dict[str, tuple[str, float]]]:
+    """Our PrimFuncs scheduled: from the first of `dbs` with a record, through
+    MetaScheduleApplyDatabase, the rest by their variant's fixed schedule. Returns the module and,
+    for each kernel scheduled from a record, (database name, measured seconds)."""
     tvm_target = target.tvm_target() if target is not None else host_target()
-    kernels = sum(1 for _, f in mod.functions.items() if _ours(f))
-    from_db = 0
-    if db is not None:
-        memory = _target_records(db, mod)
-        from_db = len(memory.get_all_tuning_records())
-        if from_db:
+    found: dict[str, tuple[str, float]] = {}
+    if dbs is not None:
+        memory, found = _best_records(dbs, mod)
+        if found:
             with tvm_target, memory, tvm.transform.PassContext(opt_level=3):
                 mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
     for gvar, func in list(mod.functions.items()):
         if _ours(func) and not func.attrs.get("tirx.is_scheduled", False):
             scheduled = fixed_schedule(func, tvm_target).mod["main"]
             mod[gvar] = scheduled.with_attr("tirx.is_scheduled", True)
-    return mod, kernels, from_db
+    return mod, found
 
 
-def build_model(path: Path | str, target: ArmTarget | None = None, db_root: Path | str | None = None,
+def _kernel_records(mod: tvm.IRModule, emitted: list[tuple[str, object]], found: dict[str, tuple[str, float]],
+                    target: ArmTarget | None) -> list[KernelRecord]:
+    from ..measure.armv7_cost import NOMINAL_HZ_A7
+    from ..measure.cost import NOMINAL_HZ
+
+    hz = NOMINAL_HZ_A7 if target is not None and target.isa == "armv7" else NOMINAL_HZ
+    layers: dict[str, list[str]] = {}
+    for var_name, site in emitted:
+        layers.setdefault(site.name, []).append(var_name)
+    rows = []
+    for _, func in mod.functions.items():
+        if _ours(func):
+            name = str(func.attrs["global_symbol"])
+            source, seconds = found.get(name, (None, None))
+            rows.append(KernelRecord(name, variant_of(func).name, tuple(layers.get(name, ())), source,
+                                     None if seconds is None else seconds * hz))
+    order = {name: i for i, name in enumerate(layers)}  # first use in the model
+    return sorted(rows, key=lambda k: order.get(k.name, len(order)))
+
+
+def build_model(path: Path | str, target: ArmTarget | None = None,
+                db_roots: tuple[Path | str, ...] | list[Path | str] = (SHIPPED,),
                 progress=sys.stderr) -> BuiltModel:
     """Import, rewrite, schedule and compile a quantized .tflite model for `target` (None: the host).
-    `db_root`: a tuning database root (one folder per target); a missing folder for the target
-    means fixed schedules, a corrupt one is an error."""
+    `db_roots`: tuning databases (one folder per target) in order of precedence, `SHIPPED` for the
+    package's own records; `()` builds every kernel with its fixed schedule. A database without a
+    folder for the target is passed over; a corrupt one is an error."""
     start = time.monotonic()
     model = load_tflite(path)
-    mod, sites, skipped = rewrite_quantized_convs(model.mod)
-    db = None
-    if db_root is not None and target is not None:
-        try:
-            db = TargetDatabase(db_root, target)
-        except DatabaseError as err:
-            if "no tuning database" not in str(err):
-                raise
-            print(f"[build] {err}: fixed schedules", file=progress)
-    mod, kernels, from_db = schedule_kernels(mod, target, db)
+    mod, sites, skipped, emitted = rewrite_quantized_convs(model.mod, with_layers=True)
+    dbs = build_databases(target, db_roots, progress) if target is not None else None
+    mod, found = schedule_kernels(mod, target, dbs)
+    records = _kernel_records(mod, emitted, found, target)
     tvm_target = target.tvm_target() if target is not None else host_target()
     executable = tvm.compile(mod, target=tvm_target)
-    built = BuiltModel(executable, model, sites, target, kernels, from_db, skipped, time.monotonic() - start)
+    built = BuiltModel(executable, model, sites, target, records, skipped, time.monotonic() - start)
     print(f"[build] {built.report()}", file=progress)
     return built

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..database import SHIPPED
 from ..targets import AARCH64_A72
 from ..workloads.params import dtype_range
 from .build import build_model
@@ -22,7 +23,7 @@ def model_input(shape, dtype: str, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(lo, hi, shape, endpoint=True).astype(dtype)
 
 
-def run_model_demo(path: Path = DEMO_MODEL, db_root: Path | None = Path("tuning_db"), key: str | None = None,
+def run_model_demo(path: Path = DEMO_MODEL, db_roots: tuple = (SHIPPED,), key: str | None = None,
                    measure: bool = True) -> bool:
     """Print the comparison and the costs; True when our output equals LiteRT's."""
     from ..bench.costs import litert_cost
@@ -30,7 +31,7 @@ def run_model_demo(path: Path = DEMO_MODEL, db_root: Path | None = Path("tuning_
     from ..measure.cost import CountingGuest
     from ..measure.mca import CORTEX_A72, BlockCostCache
 
-    built = build_model(path, AARCH64_A72, db_root)
+    built = build_model(path, AARCH64_A72, db_roots)
     (info,) = built.model.inputs
     x = model_input(info.shape, info.dtype)
     with tempfile.TemporaryDirectory(prefix="tir_armq_demo.") as tmp:

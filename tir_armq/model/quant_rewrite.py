@@ -437,15 +437,22 @@ def _zero_points(values: np.ndarray, channels: int) -> int | list[int]:
     return [int(v) for v in values]
 
 
-def rewrite_quantized_convs(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[ConvSite], list[str]]:
+def rewrite_quantized_convs(mod: tvm.IRModule, *, with_layers: bool = False) -> tuple:
     """`mod` with every quantized conv/depthwise chain on our kernels; the rewritten sites that
     remain after dead-code elimination (a clip-folded layer once), and why other quantize chains
-    were left alone."""
+    were left alone. `with_layers`: also (tensor name, site) of each of those sites."""
     rewriter = QuantConvRewriter(mod)
     main = rewriter.visit_expr(mod["main"])
     new = rewriter.builder_.get()
     new["main"] = main
     new = relax.transform.DeadCodeElimination()(new)
     live = {binding.var.name for block in new["main"].body.blocks for binding in block.bindings}
-    sites = [site for name, site in rewriter.emitted if name in live]
-    return new, sites, rewriter.skipped
+    emitted = [(name, site) for name, site in rewriter.emitted if name in live]
+    sites = [site for _, site in emitted]
+    # A conv rewritten before its residual ADD was fused into it leaves its first kernel unused:
+    # DeadCodeElimination keeps PrimFuncs with a global symbol, so drop ours that no site calls.
+    used = {site.name for site in sites}
+    for gvar in list(rewriter.kernels.values()):
+        if gvar.name_hint not in used:
+            del new[gvar]
+    return (new, sites, rewriter.skipped, emitted) if with_layers else (new, sites, rewriter.skipped)
