@@ -183,20 +183,24 @@ def test_wrong_input_is_refused(tmp_path):
 
 
 def test_model_tasks_are_the_build_kernels():
-    """`tir-armq tune --model` tunes the very PrimFuncs the build looks up, one per distinct workload
-    that has a search space, named by kernel name: the requantizing depthwise workloads (the
-    model's rounding) and the pointwise convs on conv_c8 (all but the 3x3 stem, on conv_int16_lane,
-    which has no search space)."""
+    """`tir-armq tune --model` tunes the very PrimFuncs the build looks up, one per distinct workload,
+    named by kernel name: the requantizing depthwise workloads (the model's rounding), the
+    pointwise convs on conv_c8, the 3x3 stem, the standalone ADD and the MEAN (one schedule each:
+    measured once, so every kernel of the build has a record)."""
     from collections import Counter
 
     from tir_armq.model.tasks import model_tasks
 
-    tasks = model_tasks(MODELS / "mobilenet_v2_035_96_int8.tflite")
+    path = MODELS / "mobilenet_v2_035_96_int8.tflite"
+    tasks = model_tasks(path)
     assert len({t.name for t in tasks}) == len(tasks)
     assert all(t.name == str(t.func.attrs["global_symbol"]) for t in tasks)
-    kinds = Counter((str(t.func.attrs["tir_armq.kernel"]), str(t.func.attrs["tir_armq.rounding"]))
-                    for t in tasks)
-    assert kinds == {("dwconv_int8_mla8", "upward"): 10, ("conv_c8", "single"): 20}
+    kinds = Counter(str(t.func.attrs["tir_armq.kernel"]) for t in tasks)
+    assert kinds == {"dwconv_int8_mla8": 10, "conv_c8": 20, "conv_int16_lane": 1, "vadd_q8": 1, "gavgpool_q8": 1}
+    mod = rewrite_quantized_convs(load_tflite(path).mod)[0]
+    built = {str(f.attrs["global_symbol"]) for _, f in mod.functions.items()
+             if isinstance(f, tvm.tirx.PrimFunc) and "tir_armq.kernel" in f.attrs}
+    assert {t.name for t in tasks} == built
 
 
 # --- workload identity --------------------------------------------------------------------------

@@ -11,13 +11,14 @@ A candidate that crashes or hangs the board is a failed measurement; tuning goes
 
 from __future__ import annotations
 
+import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tvm import s_tir, tirx
+from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from .database import TargetDatabase, replayed, schedule_of_copy
@@ -25,6 +26,7 @@ from .kernels import applicable, design_spaces, space_size
 from .measure.mca import CPU_MODELS
 from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
+from .progress import Progress, output_to
 from .schedules.common import INLINE
 from .targets import ArmTarget
 
@@ -61,11 +63,10 @@ def layer_tasks(layer: Layer) -> list[Task]:
 
 
 def as_built_tasks(layer: Layer) -> list[Task]:
-    """The layer as a model build runs it (`Layer.as_built`), when its variant has a search space (every
-    MobileNet layer but the 3x3 stem, a dense conv on `conv_int16_lane`)."""
+    """The layer as a model build runs it (`Layer.as_built`); a variant with one schedule too (its
+    record is that schedule, measured)."""
     spec, kernel, _ = layer.as_built()
-    func = kernel.build(spec)
-    return [Task(kernel.kernel_name(spec), func)] if tunable(func) else []
+    return [Task(kernel.kernel_name(spec), kernel.build(spec))]
 
 
 def _space(target) -> ms.space_generator.ScheduleFn:
@@ -107,8 +108,20 @@ def _runner(boards: RpcBoards | None, target: ArmTarget, cpu: str | None, symbol
                                f_alloc_argument=host_filled_arguments)
 
 
+@derived_object
+class _Measured(ms.measure_callback.PyMeasureCallback):
+    """Hands each batch of the search's measured candidates to the progress line."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+        self.progress.measured([sum(map(float, r.run_secs)) / len(r.run_secs) if r.run_secs and not r.error_msg
+                                else None for r in runner_results])
+
+
 def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, points: list[s_tir.Schedule],
-          keep: int = 8) -> set[str]:
+          progress: Progress, keep: int = 8) -> set[str]:
     """Give the evolutionary search measured starting points: it picks its first population from
     the database's best records, not from the design spaces' own decisions. So the run's database
     gets the target database's best records of this workload (a resumed run goes on from them) and
@@ -122,7 +135,9 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, p
         run_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
         copied.add(str(rec.trace))
     args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
-    for sch, run_secs in zip(points, _measure(points, task.func, tvm_target, builder, runner)):
+    times = _measure(points, task.func, tvm_target, builder, runner)
+    progress.measured([sum(map(float, t)) / len(t) if t else None for t in times])
+    for sch, run_secs in zip(points, times):
         if run_secs:
             run_db.commit_tuning_record(ms.database.TuningRecord(sch.trace, workload, run_secs, tvm_target, args_info))
     return copied
@@ -218,76 +233,89 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
 
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
          boards: RpcBoards | None = None, seed: int = 0, remeasure: int = 0) -> TargetDatabase:
-    """Tune every task with `trials` candidates (0: its start points only, see `start_points`);
-    progress and per-task best on stderr. With `remeasure`, each task's best `remeasure` stored
-    records are measured again first (after the cost method changed), and the task is then tuned as
-    usual if it has fewer than `trials`."""
+    """Tune every task with `trials` candidates (0: its start points only, see `start_points`). The
+    console shows one progress line (tasks, trials, best time, elapsed, ETA) and a line per task;
+    MetaSchedule's logs and TVM's warnings go to `<db>/<target>/logs/tune-<time>.log`. With
+    `remeasure`, each task's best `remeasure` stored records are measured again first (after the
+    cost method changed), and the task is then tuned as usual if it has fewer than `trials`."""
     if target.isa not in ("aarch64", "armv7"):
         raise ValueError(f"target: tuning builds aarch64 or armv7 kernels, not {target.isa!r} ({target.name!r})")
     if trials < 0:
         raise ValueError(f"trials: a number of candidates per workload, 0 or more, got {trials}")
     register_intrinsics()
-    tvm_target = target.tvm_target()
     db = TargetDatabase(db_root, target, create=True)
-    start = time.monotonic()
-    failed = []
-    for i, task in enumerate(tasks, 1):
-        head = f"[tune {i}/{len(tasks)}, {time.monotonic() - start:.0f} s] {task.name}"
-        # Cheap to make (the board guest starts on the first measurement): one pair per task.
-        builder = board_builder(target.isa)
-        runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
-        if remeasure:
-            before = db.best_seconds(task.func)
-            updated, dropped = _remeasure(db, task, tvm_target, builder, runner, remeasure)
-            after = db.best_seconds(task.func)
-            print(f"{head}: {updated} records measured again ({dropped} dropped), best "
-                  f"{before * 1e6 if before else float('nan'):.1f} -> {after * 1e6 if after else float('nan'):.1f} us",
-                  file=sys.stderr, flush=True)
-        have = db.count(task.func)
-        size = space_size(task.func)
-        # A start point not stored yet (a design space added since the last run) is measured even
-        # when the task has its trials: the search would otherwise never see the new space.
-        stored = {str(rec.trace) for rec in db.records(task.func)}
-        carried = _carried_over(db, task.func) if not have else []
-        if carried:
-            print(f"{head}: {len(carried)} best records of an earlier version of the workload carried over "
-                  "(measured again)", file=sys.stderr, flush=True)
-        stored |= {str(sch.trace) for sch in carried}
-        points = carried + [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in stored]
-        done = have >= (trials if size is None else min(trials, size))
-        if done and not points:
-            print(f"{head}: {have} records stored, skipped", file=sys.stderr, flush=True)
-            continue
-        work = db.path / ".work" / task.name
-        shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
-        work.mkdir(parents=True)
-        run_db = ms.database.JSONDatabase(work_dir=str(work))
-        copied = _seed(run_db, db, task, tvm_target, builder, runner, points)
-        budget = 0 if done else trials - have
-        if size is not None:
-            # MetaSchedule's search never ends once every candidate is measured: ask for no more
-            # than are left (the seeded records count as measured; duplicates only lower this).
-            budget = min(budget, size - len(run_db.get_all_tuning_records()))
-        try:
-            if budget > 0:
-                ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=budget,
-                            num_trials_per_iter=min(32, budget), space=_space(tvm_target),
-                            builder=builder, runner=runner, database=run_db, seed=seed)
-        except Exception as err:  # noqa: BLE001 - MetaSchedule raises TVMError, RuntimeError, ...
-            # One task's failure (e.g. a replay MetaSchedule itself rejects) ends that task only: what
-            # it measured is kept, the run goes on, and the run reports it at the end.
-            failed.append(task.name)
-            print(f"{head}: tuning failed ({str(err).splitlines()[0][:200]}); keeping what it measured",
-                  file=sys.stderr, flush=True)
-        added = db.merge_from(run_db, skip=copied, func=task.func)
-        shutil.rmtree(work, ignore_errors=True)
-        best = db.best_seconds(task.func)
-        print(f"{head}: +{added} records, best {best * 1e6:.1f} us" if best else f"{head}: no valid candidate",
-              file=sys.stderr, flush=True)
+    log = db.path / "logs" / f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    with output_to(log) as console:
+        print(f"[tune] {len(tasks)} tasks for {target.name}, up to {trials} trials each; records in {db.path}, "
+              f"logs in {log}", file=console, flush=True)
+        progress = Progress(len(tasks), console)
+        failed = [task.name for i, task in enumerate(tasks, 1)
+                  if not _tune_task(i, task, db, target, trials, cpu, boards, seed, remeasure, progress)]
     if failed:
         raise TuningError(f"{len(failed)} of {len(tasks)} tasks failed: {', '.join(failed)} (the others' records "
-                          f"are stored in {db.path})")
+                          f"are stored in {db.path}; why: {log})")
     return db
+
+
+def _tune_task(index: int, task: Task, db: TargetDatabase, target: ArmTarget, trials: int, cpu: str | None,
+               boards: RpcBoards | None, seed: int, remeasure: int, progress: Progress) -> bool:
+    """One task of `tune`: its records merged into `db`; False when MetaSchedule failed on it."""
+    tvm_target = target.tvm_target()
+    progress.task(index, task.name, trials)
+    # Cheap to make (the board guest starts on the first measurement): one pair per task.
+    builder = board_builder(target.isa)
+    runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
+    if remeasure:
+        before = db.best_seconds(task.func)
+        updated, dropped = _remeasure(db, task, tvm_target, builder, runner, remeasure)
+        after = db.best_seconds(task.func)
+        progress.note(f"{task.name}: {updated} records measured again ({dropped} dropped), best "
+                      f"{before * 1e6 if before else float('nan'):.1f} -> "
+                      f"{after * 1e6 if after else float('nan'):.1f} us")
+    have = db.count(task.func)
+    size = space_size(task.func)
+    # A start point not stored yet (a design space added since the last run) is measured even
+    # when the task has its trials: the search would otherwise never see the new space.
+    stored = {str(rec.trace) for rec in db.records(task.func)}
+    carried = _carried_over(db, task.func) if not have else []
+    if carried:
+        progress.note(f"{task.name}: {len(carried)} best records of an earlier version of the workload "
+                      "carried over (measured again)")
+    stored |= {str(sch.trace) for sch in carried}
+    points = carried + [sch for sch in start_points(task.func, tvm_target) if str(sch.trace) not in stored]
+    done = have >= (trials if size is None else min(trials, size))
+    if done and not points:
+        progress.task_done(f"{have} records stored, skipped")
+        return True
+    work = db.path / ".work" / task.name
+    shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
+    work.mkdir(parents=True)
+    run_db = ms.database.JSONDatabase(work_dir=str(work))
+    budget = 0 if done else trials - have
+    left = budget if size is None else min(budget, max(size - have - len(points), 0))
+    progress.budget = max(len(points) + left, 1)
+    copied = _seed(run_db, db, task, tvm_target, builder, runner, points, progress)
+    if size is not None:
+        # MetaSchedule's search never ends once every candidate is measured: ask for no more
+        # than are left (the seeded records count as measured; duplicates only lower this).
+        budget = min(budget, size - len(run_db.get_all_tuning_records()))
+    ok = True
+    try:
+        if budget > 0:
+            callbacks = ms.measure_callback.MeasureCallback.create("default") + [_Measured(progress)]
+            ms.tune_tir(task.func, tvm_target, str(work), max_trials_global=budget,
+                        num_trials_per_iter=min(32, budget), space=_space(tvm_target), builder=builder,
+                        runner=runner, database=run_db, seed=seed, measure_callbacks=callbacks)
+    except Exception as err:  # noqa: BLE001 - MetaSchedule raises TVMError, RuntimeError, ...
+        # One task's failure (e.g. a replay MetaSchedule itself rejects) ends that task only: what
+        # it measured is kept, the run goes on, and the run reports it at the end.
+        ok = False
+        progress.note(f"{task.name}: tuning failed ({str(err).splitlines()[0][:200]}); keeping what it measured")
+    added = db.merge_from(run_db, skip=copied, func=task.func)
+    shutil.rmtree(work, ignore_errors=True)
+    best = db.best_seconds(task.func)
+    progress.task_done(f"+{added} records, best {best * 1e6:.1f} us" if best else "no valid candidate")
+    return ok
 
 
 class TuningError(RuntimeError):

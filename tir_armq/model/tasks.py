@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tvm_ffi
-
-from ..tuning import Task, tunable
-from .quant_rewrite import ConvSite, rewrite_quantized_convs
+from ..tuning import Task
+from .quant_rewrite import rewrite_quantized_convs
 from .tflite_import import load_tflite
 
 
 def model_tasks(path: Path | str) -> list[Task]:
-    """One task per distinct conv kernel of the model's build whose variant has a search space,
-    named by its kernel name (requantize fused, the model's rounding and shift form)."""
+    """One task per distinct kernel of the model's build, named by its kernel name (requantize fused,
+    the model's rounding and shift form), in the model's order. A kernel with one schedule (no
+    search space) is a task too: its record, measured once, is what makes a build's report say where
+    every kernel's time comes from."""
     _, sites, _ = rewrite_quantized_convs(load_tflite(path).mod)
-    tasks, seen = [], set()
+    tasks: dict[str, Task] = {}
     for site in sites:
-        if not isinstance(site, ConvSite):  # a standalone ADD or MEAN: no search space
-            continue
-        func = site.prim_func()
-        key = tvm_ffi.structural_hash(func)
-        if key not in seen and tunable(func):
-            seen.add(key)
-            tasks.append(Task(site.name, func))
-    return tasks
+        if site.name not in tasks:  # a kernel name is one workload
+            tasks[site.name] = Task(site.name, site.prim_func())
+    return list(tasks.values())

@@ -69,6 +69,9 @@ def place_requantize(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target: T
 class RequantizeQ8(ScheduleRule):
     """One fixed schedule (no decisions worth a search): the same for `tunable` True and False."""
 
+    def space_size(self, func: tirx.PrimFunc) -> int:
+        return 1
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
         if not is_kernel(func, NAME):
             return None

@@ -46,6 +46,9 @@ def place_residual_add(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV) -> s_ti
 class VaddQ8(ScheduleRule):
     """One fixed schedule (no decisions worth a search): the same for `tunable` True and False."""
 
+    def space_size(self, func: tirx.PrimFunc) -> int:
+        return 1
+
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool) -> s_tir.Schedule | None:
         if not is_kernel(func, NAME):
             return None
