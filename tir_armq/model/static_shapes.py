@@ -61,13 +61,17 @@ def _options(op, options_class):
     return options
 
 
-def _op_name(model, op) -> str:
+@functools.cache
+def _builtin_names() -> dict[int, str]:
     import tflite
 
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _op_name(model, op) -> str:
     code = model.OperatorCodes(op.OpcodeIndex())
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    return names.get(builtin, f"op{builtin}")
+    return _builtin_names().get(builtin, f"op{builtin}")
 
 
 def _shape(tensor) -> tuple[int, ...]:
@@ -121,10 +125,12 @@ def fold_shape_ops(model, subgraph) -> dict[int, np.ndarray]:
             continue
         inputs = [int(t) for t in op.InputsAsNumpy()]
         outputs = [int(t) for t in op.OutputsAsNumpy()]
+        if len(outputs) != 1:
+            continue
         out = subgraph.Tensors(outputs[0])
         out_dtype = _INDEX_TYPES.get(out.Type())
         quantized = out.Quantization() is not None and out.Quantization().ScaleLength() > 0
-        if len(outputs) != 1 or out_dtype is None or quantized:
+        if out_dtype is None or quantized:
             continue
         if name == "SHAPE":
             value = np.array(_static_shape(subgraph, i, inputs[0]), dtype=out_dtype)
