@@ -1,4 +1,4 @@
-"""Write the test TFLite models in tir_armq/models/: MobileNetV2 int8 and uint8, odd depthwise layers.
+"""Write the test TFLite models in tir_armq/models/: MobileNetV2 int8 and uint8, MobileNet (V1), odd layers.
 
 A one-off developer script, not part of set-up or CI: the models are committed. To regenerate
 (TensorFlow is needed only here):
@@ -6,8 +6,17 @@ A one-off developer script, not part of set-up or CI: the models are committed. 
     python3 -m venv ~/.cache/tir_armq/tfvenv
     ~/.cache/tir_armq/tfvenv/bin/pip install tensorflow-cpu
     ~/.cache/tir_armq/tfvenv/bin/python scripts/make_model_files.py [--out tir_armq/models] [--check]
+    ~/.cache/tir_armq/tfvenv/bin/python scripts/make_model_files.py --full-size DIR [--check]
 
-Files written (15 models, about 1.7 MB in all, ~40 s; weights random from fixed seeds: there are no
+Two ways of converting a Keras model appear below. Most models go through a tf.function whose
+input signature fixes the batch to 1 (`from_concrete_functions`): every shape is static and the
+converter folds all shape arithmetic. Users call `TFLiteConverter.from_keras_model`, which keeps
+Keras' open batch dimension (shape_signature -1): a Keras Reshape then keeps `tf.shape(x)[0]` in
+the graph as SHAPE -> STRIDED_SLICE -> PACK feeding RESHAPE's shape (MobileNet V1's classifier
+has one; MobileNetV2 has none). `mobilenet_v1_025_96_int8_from_keras` and the full-size models are
+made that way, so the model build's SHAPE folding is tested on what users have.
+
+Files written (16 models, about 2 MB in all, ~40 s; weights random from fixed seeds: there are no
 pretrained weights offline, and these models test compilation and numerics, not accuracy):
 
 * `mobilenet_v2_035_96_int8.tflite`: Keras `MobileNetV2(input_shape=(96, 96, 3), alpha=0.35,
@@ -33,6 +42,9 @@ pretrained weights offline, and these models test compilation and numerics, not 
   weights=None, classes=100)`, seeded and calibrated the same way, int8 scheme as above. 31 ops:
   CONV_2D x15 (the 3x3 stem, 13 pointwise, the 1x1 classifier), DEPTHWISE_CONV_2D x13, MEAN
   (keep_dims), RESHAPE, SOFTMAX.
+* `mobilenet_v1_025_96_int8_from_keras.tflite`: the same network and weights converted as users do
+  (`from_keras_model`, the same int8 settings and calibration images): 34 ops, the 31 above plus
+  SHAPE, STRIDED_SLICE and PACK computing the RESHAPE's shape (batch size, 100) at run time.
 * `dw_*.tflite`: single DEPTHWISE_CONV_2D layers with awkward shapes (see DW_LAYERS), built with
   tf.keras DepthwiseConv2D, bias, fused RELU6 or none; `conv_*_linear.tflite`: single CONV_2D
   layers without activation (negative requantize ties stay visible); `op_*.tflite`: MobileNet's
@@ -41,11 +53,24 @@ pretrained weights offline, and these models test compilation and numerics, not 
   `float_dw_c8.tflite`: a float32 model (bad input for the model build); int8 input (zero point -3) and output,
   symmetric per-channel int8 weights, quantized like scripts/make_layer_models.py does.
 
+`--full-size DIR` writes only these two (not committed, for benchmarks; ~25 s), made as a user makes
+them (the recipe of the team's first full-size model: Keras' own initializers after
+`set_random_seed(1)`, 4 calibration images uniform in [-1, 1] from numpy's `default_rng(0)`,
+`from_keras_model`, int8 settings as above):
+
+* `mnv2_100_224_int8.tflite`: Keras `MobileNetV2(input_shape=(224, 224, 3), alpha=1.0,
+  weights=None, classes=1000)`, 65 ops as the 0.35 model (3.9 MB).
+* `mnv1_100_224_int8.tflite`: Keras `MobileNet(...)` likewise, 34 ops with SHAPE as the
+  from_keras model above (4.5 MB).
+
 Weights, BatchNorm statistics and representative data come from fixed seeds (and
-`enable_op_determinism`), so a re-run writes byte-identical files (`--check` verifies that without
-writing). Each model is also loaded in the TFLite interpreter, run once on a random input, and
-checked (op types, dtypes, shapes, weight quantization); its op list and input/output quantization
-are printed.
+`enable_op_determinism`), so a re-run on the same machine writes byte-identical files (`--check`
+verifies that without writing). Another machine may compute the float calibration differently in
+the last bits: the committed MobileNet models re-made on a second machine had scales within 1.2e-5
+(relative) and weights and biases within 1 of these, so `--check` names them there; that changes
+numbers, not what the models test.
+Each model is also loaded in the TFLite interpreter, run once on a random input, and checked (op
+types, dtypes, shapes, weight quantization); its op list and input/output quantization are printed.
 """
 
 from __future__ import annotations
@@ -66,6 +91,15 @@ MNV2_HW, MNV2_ALPHA, MNV2_CLASSES = 96, 0.35, 100
 MNV2_INT8 = "mobilenet_v2_035_96_int8"
 MNV1_HW, MNV1_ALPHA, MNV1_CLASSES = 96, 0.25, 100
 MNV1_INT8 = "mobilenet_v1_025_96_int8"
+# The same network and weights converted as users convert a Keras model (from_keras_model): SHAPE.
+MNV1_INT8_FROM_KERAS = "mobilenet_v1_025_96_int8_from_keras"
+
+# --full-size DIR: the Keras applications at 224x224, alpha 1.0, 1000 classes (not committed:
+# 3.5-4.5 MB each), made with the recipe of the team's first user model (Keras' own initializers
+# after set_random_seed(1); 4 calibration images uniform in [-1, 1] from numpy's default_rng(0)),
+# so the MobileNetV2 file is byte for byte the one the benchmarks were first run on.
+FULL_HW, FULL_CLASSES, FULL_SEED, FULL_SAMPLES = 224, 1000, 1, 4
+FULL_SIZE = (("mnv2_100_224_int8", "MobileNetV2"), ("mnv1_100_224_int8", "MobileNet"))
 MNV2_UINT8 = "mobilenet_v2_035_96_uint8"
 # uint8 model input: real = (q - 128) / 128, i.e. scale 1/128, zero point 128 (the classic
 # quantized MobileNet input).
@@ -191,21 +225,40 @@ def _frozen(f):
     return convert_variables_to_constants_v2(f.get_concrete_function())
 
 
-def _convert_int8(f, model, samples) -> bytes:
-    """Full-integer int8 conversion of tf.function `f` (int8 input and output, per-channel weights)."""
+def _full_integer(conv, representative) -> bytes:
+    """`conv` (a TFLiteConverter) run with full-integer int8 quantization, as users set it up:
+    Optimize.DEFAULT, a representative dataset, TFLITE_BUILTINS_INT8, int8 input and output
+    (symmetric per-channel int8 weights)."""
     import tensorflow as tf
 
-    def representative():
-        for x in samples:
-            yield [x]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     return conv.convert()
+
+
+def _convert_int8(f, model, samples) -> bytes:
+    """Full-integer int8 conversion of tf.function `f`, whose input signature fixes every dimension
+    (batch 1): the converter folds all shape arithmetic, the model has no SHAPE op."""
+    import tensorflow as tf
+
+    def representative():
+        for x in samples:
+            yield [x]
+
+    return _full_integer(tf.lite.TFLiteConverter.from_concrete_functions([_frozen(f)], model), representative)
+
+
+def make_keras_model_int8(model, representative) -> bytes:
+    """Full-integer int8 conversion of a Keras model as users convert one: `from_keras_model`, which
+    traces the model with its open batch dimension (None). Every tensor's shape_signature then
+    starts with -1, and a Keras Reshape keeps `tf.shape(x)[0]` as SHAPE, STRIDED_SLICE and PACK in
+    front of its RESHAPE. `representative`: the generator function of the calibration inputs."""
+    import tensorflow as tf
+
+    return _full_integer(tf.lite.TFLiteConverter.from_keras_model(model), representative)
 
 
 def make_keras_int8(model, samples) -> bytes:
@@ -217,6 +270,34 @@ def make_keras_int8(model, samples) -> bytes:
         return model(x, training=False)
 
     return _convert_int8(f, model, samples[:, None])
+
+
+def make_keras_user_int8(model, samples) -> bytes:
+    """A seeded Keras network converted as users do (`make_keras_model_int8`), calibrated on `samples`."""
+
+    def representative():
+        for x in samples:
+            yield [x[None]]
+
+    return make_keras_model_int8(model, representative)
+
+
+def make_full_size(application: str) -> bytes:
+    """Keras' `application` (MobileNetV2 or MobileNet) at 224x224, alpha 1.0, 1000 classes, as a
+    user makes it: Keras' initializers after set_random_seed(FULL_SEED), converted from_keras_model."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(FULL_SEED)
+    model = getattr(tf.keras.applications, application)(
+        input_shape=(FULL_HW, FULL_HW, 3), alpha=1.0, weights=None, classes=FULL_CLASSES)
+
+    def representative():
+        rng = np.random.default_rng(0)
+        for _ in range(FULL_SAMPLES):
+            yield [rng.uniform(-1, 1, (1, FULL_HW, FULL_HW, 3)).astype(np.float32)]
+
+    return make_keras_model_int8(model, representative)
 
 
 def _folded(model):
@@ -533,17 +614,38 @@ def _fused_activations(data: bytes) -> Counter:
     return counts
 
 
-def check_mnv1(data: bytes, model, samples) -> None:
+# MobileNet (V1)'s ops: 3x3 stem, 13 pointwise convs, the 1x1 classifier conv; global average
+# pooling as MEAN; the classifier's Reshape. Converted from_keras_model, the Reshape's batch size
+# comes from the graph: SHAPE, STRIDED_SLICE, PACK.
+MNV1_OPS = Counter(CONV_2D=15, DEPTHWISE_CONV_2D=13, MEAN=1, RESHAPE=1, SOFTMAX=1)
+SHAPE_OPS = Counter(SHAPE=1, STRIDED_SLICE=1, PACK=1)
+
+
+def check_mnv1(name: str, data: bytes, model, samples, want_ops: Counter) -> None:
     import numpy as np
 
-    interp, ops = describe(MNV1_INT8, data)
+    interp, ops = describe(name, data)
     _compare_with_float(interp, model, samples)
     counts = Counter(op["op_name"] for op in ops)
-    # 3x3 stem, 13 pointwise convs, the 1x1 classifier conv; global average pooling as MEAN.
-    assert counts == Counter(CONV_2D=15, DEPTHWISE_CONV_2D=13, MEAN=1, RESHAPE=1, SOFTMAX=1), counts
+    assert counts == want_ops, counts
     (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
     assert inp["dtype"] == np.int8 and tuple(inp["shape"]) == (1, MNV1_HW, MNV1_HW, 3), inp
     assert out["dtype"] == np.int8 and tuple(out["shape"]) == (1, MNV1_CLASSES), out
+
+
+def check_full_size(name: str, data: bytes) -> None:
+    import numpy as np
+
+    interp, ops = describe(name, data)
+    counts = Counter(op["op_name"] for op in ops)
+    if name.startswith("mnv1"):
+        assert counts == MNV1_OPS + SHAPE_OPS, counts
+    else:
+        assert counts == Counter(CONV_2D=35, DEPTHWISE_CONV_2D=17, ADD=10, MEAN=1, FULLY_CONNECTED=1,
+                                 SOFTMAX=1), counts
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    assert inp["dtype"] == np.int8 and tuple(inp["shape"]) == (1, FULL_HW, FULL_HW, 3), inp
+    assert out["dtype"] == np.int8 and tuple(out["shape"]) == (1, FULL_CLASSES), out
 
 
 def _compare_with_float(interp, model, samples) -> None:
@@ -628,7 +730,10 @@ def check_dw(layer: DwLayer, data: bytes) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=OUT_DEFAULT)
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=OUT_DEFAULT, help="where the committed models go")
+    where.add_argument("--full-size", type=Path, metavar="DIR",
+                       help="write only the two full-size models (not committed) into DIR")
     ap.add_argument("--check", action="store_true", help="do not write: fail if a file would change")
     args = ap.parse_args(argv)
 
@@ -654,16 +759,25 @@ def main(argv=None) -> int:
         yield FLOAT_MODEL, make_float_model, check_float_model
         # Last: Keras numbers layers globally, and the models above keep the names they were made with.
         v1, v1_samples = build_mobilenet_v1()
-        yield MNV1_INT8, lambda: make_keras_int8(v1, v1_samples), lambda d: check_mnv1(d, v1, v1_samples)
+        yield (MNV1_INT8, lambda: make_keras_int8(v1, v1_samples),
+               lambda d: check_mnv1(MNV1_INT8, d, v1, v1_samples, MNV1_OPS))
+        yield (MNV1_INT8_FROM_KERAS, lambda: make_keras_user_int8(v1, v1_samples),
+               lambda d: check_mnv1(MNV1_INT8_FROM_KERAS, d, v1, v1_samples, MNV1_OPS + SHAPE_OPS))
 
+    def full_size_jobs():
+        for name, application in FULL_SIZE:
+            yield (name, lambda app=application: make_full_size(app),
+                   lambda d, name=name: check_full_size(name, d))
+
+    out = args.full_size if args.full_size is not None else args.out
     if not args.check:
-        args.out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
     changed, total, count = [], 0, 0
-    for name, make, check in jobs():
+    for name, make, check in (full_size_jobs() if args.full_size is not None else jobs()):
         data = make()
         print(f"{name}.tflite", flush=True)
         check(data)
-        path = args.out / f"{name}.tflite"
+        path = out / f"{name}.tflite"
         total += len(data)
         count += 1
         if path.is_file() and path.read_bytes() == data:

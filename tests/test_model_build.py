@@ -3,12 +3,15 @@ int8/uint8 outputs of the LiteRT interpreter's builtin kernels (BUILTIN_WITHOUT_
 on the same board, bit for bit; bad input is refused with a clear message.
 
 The models are committed (scripts/make_model_files.py): MobileNetV2 alpha 0.35 at 96x96 in TFLite's
-int8 scheme and in the uint8 asymmetric one, MobileNet (V1) alpha 0.25 at 96x96 int8, single layers
-with awkward shapes, and one model per other MobileNet op.
+int8 scheme and in the uint8 asymmetric one, MobileNet (V1) alpha 0.25 at 96x96 int8 (also converted
+as users do, from_keras_model, with SHAPE arithmetic before its RESHAPE), single layers with awkward
+shapes, and one model per other MobileNet op. Shape arithmetic folded at import is also checked on
+tiny graphs written here (tests/tiny_tflite.py).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +25,15 @@ from tir_armq.kernels import design_spaces
 from tir_armq.model.build import build_model, schedule_kernels
 from tir_armq.model.quant_rewrite import AddSite, MeanSite, rewrite_quantized_convs
 from tir_armq.model.run import run_model
+from tir_armq.model.static_shapes import fold_shape_ops, strided_slice
 from tir_armq.model.tflite_import import ModelError, load_tflite
 from tir_armq.reference import reference_output
 from tir_armq.targets import AARCH64_A72
 from tir_armq.workloads.add import add_reference
 from tir_armq.workloads.mean import mean_reference
 from tir_armq.workloads.params import dtype_range
+
+from tiny_tflite import Graph, serialize
 
 MODELS = Path(__file__).resolve().parent.parent / "tir_armq" / "models"
 # (model, TFLite operators on our kernels)
@@ -41,6 +47,7 @@ MOBILENETS = {
     "mobilenet_v2_035_96_int8": (64, 8, ["vadd_q8_1x3x3x56_int8"] * 2),
     "mobilenet_v2_035_96_uint8": (64, 8, ["vadd_q8_1x3x3x56_uint8"] * 2),
     "mobilenet_v1_025_96_int8": (29, 0, []),
+    "mobilenet_v1_025_96_int8_from_keras": (29, 0, []),  # + SHAPE, STRIDED_SLICE, PACK: folded at import
 }
 OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED")  # all but SOFTMAX, RESHAPE
 
@@ -139,11 +146,101 @@ def test_rewrite_covers_mobilenet_ops():
         _, sites, _ = rewrite_quantized_convs(model.mod)
         assert sum(model.op_counts.get(op, 0) for op in OUR_OPS) == sum(len(site.tflite_ops) for site in sites) == layers
         variants = {site.kernel.name for site in sites if site.kind == "depthwise"}
-        assert variants == ({"dwconv_int8_mla8"} if name.endswith("_int8") else {"dwconv_int16"})
+        assert variants == ({"dwconv_int16"} if "_uint8" in name else {"dwconv_int8_mla8"})
         # Residual ADDs: fused into the projecting conv, except where TFLite's ADD has a scalar
         # tail (3x3x56: 504 elements, 504 % 16 = 8), which stays a kernel of its own.
         assert sum(getattr(site, "residual", None) is not None for site in sites) == fused_adds
         assert [site.name for site in sites if isinstance(site, AddSite)] == standalone_adds
+
+
+# --- shape arithmetic folded at import ------------------------------------------------------------
+
+def test_shape_ops_of_the_keras_converted_mobilenet_fold_to_constants():
+    """from_keras_model leaves the batch open: RESHAPE(logits, PACK(STRIDED_SLICE(SHAPE(logits)), 100)).
+    On the model's static shapes (batch 1) that is the constant (1, 100), and the import reshapes
+    to it (the same Relax reshape as the model converted with a fixed batch)."""
+    path = MODELS / "mobilenet_v1_025_96_int8_from_keras.tflite"
+    model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+    outputs = {name: out[0] for name, _, out in _tflite_ops(path)}
+    folded = fold_shape_ops(model, model.Subgraphs(0))
+    assert folded.keys() == {outputs["SHAPE"], outputs["STRIDED_SLICE"], outputs["PACK"]}
+    expected = {"SHAPE": np.array([1, 1, 1, 100]), "STRIDED_SLICE": np.array(1), "PACK": np.array([1, 100])}
+    for name, value in expected.items():
+        got = folded[outputs[name]]
+        assert got.dtype == np.int32 and got.shape == value.shape and np.array_equal(got, value), (name, got)
+    imported = load_tflite(path)
+    assert imported.op_counts["SHAPE"] == 1
+    script = imported.mod.script()
+    assert "shape_of" not in script and re.search(r"R.reshape\(\w+, R.shape\(\[1, 100\]\)\)", script)
+    assert [int(d) for d in imported.mod["main"].ret_ty.shape] == [1, 100]
+
+
+def _flatten_graph(shape=(1, 4, 4, 2), signature=(-1, 4, 4, 2)) -> Graph:
+    """RESHAPE(x, CONCATENATION(STRIDED_SLICE(SHAPE(x), [0], [1], [1]), [32])): a flatten of an open
+    batch as tf.keras 2 wrote it (concat of tf.shape(x)[:1] and the flattened size)."""
+    ops, options = tflite.BuiltinOperator, tflite.BuiltinOptions
+    g = Graph()
+    x = g.tensor(shape, "int8", quantization=(0.5, 0), shape_signature=signature)
+    x_shape = g.tensor((4,), "int32")
+    g.op(ops.SHAPE, [x], [x_shape], (options.ShapeOptions, {"OutType": tflite.TensorType.INT32}))
+    begin, end, stride = (g.tensor((1,), "int32", v) for v in ([0], [1], [1]))
+    batch = g.tensor((1,), "int32")
+    g.op(ops.STRIDED_SLICE, [x_shape, begin, end, stride], [batch], (options.StridedSliceOptions, {}))
+    new_shape = g.tensor((2,), "int32")
+    g.op(ops.CONCATENATION, [batch, g.tensor((1,), "int32", [32])], [new_shape],
+         (options.ConcatenationOptions, {"Axis": 0}))
+    y = g.tensor((1, 32), "int8", quantization=(0.5, 0), shape_signature=(signature[0], 32))
+    g.op(ops.RESHAPE, [x, new_shape], [y])
+    g.inputs, g.outputs = [x], [y]
+    return g
+
+
+def test_folded_flatten_runs(tmp_path):
+    """SHAPE -> STRIDED_SLICE -> CONCATENATION folded to (1, 32); the imported model, compiled for
+    the host, flattens its input."""
+    from tvm import relax
+
+    graph = _flatten_graph()
+    path = tmp_path / "flatten.tflite"
+    path.write_bytes(serialize(graph))
+    model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+    folded = fold_shape_ops(model, model.Subgraphs(0))
+    shape, batch, new_shape = (op.outputs[0] for op in graph.ops[:3])
+    assert {k: v.tolist() for k, v in folded.items()} == {shape: [1, 4, 4, 2], batch: [1], new_shape: [1, 32]}
+    imported = load_tflite(path)
+    vm = relax.VirtualMachine(tvm.compile(imported.mod, target="llvm"), tvm.cpu())
+    x = _input(imported, seed=3)
+    np.testing.assert_array_equal(vm["main"](tvm.runtime.tensor(x)).numpy(), x.reshape(1, 32))
+
+
+@pytest.mark.parametrize("shape, signature, dims", [
+    ((-1, 4, 4, 2), (-1, 4, 4, 2), r"\(-1, 4, 4, 2\) has dynamic dimension\(s\) \[0\]"),
+    ((1, 4, 4, 2), (-1, -1, -1, 2), r"\(1, -1, -1, 2\) has dynamic dimension\(s\) \[1, 2\]"),
+], ids=["unknown_batch", "open_height_width"])
+def test_shape_of_a_dynamic_shape_is_refused(tmp_path, shape, signature, dims):
+    """A -1 in the shape, or an open dimension other than the batch: no constant to fold to."""
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(serialize(_flatten_graph(shape, signature)))
+    where = r"dynamic.tflite: SHAPE \(operator 0\) of tensor 't0': its shape "
+    with pytest.raises(ModelError, match=where + dims):
+        load_tflite(path)
+
+
+def test_strided_slice_follows_tensorflow_masks():
+    x = np.arange(24).reshape(2, 3, 4)
+    cases = [
+        (([1, 0, 0], [2, 2, 4], [1, 1, 2]), {"begin_mask": 0b001}, x[:2, 0:2, 0:4:2]),
+        (([1, 0, 0], [2, 2, 3], [1, 1, 1]), {"end_mask": 0b110}, x[1:2, 0:, 0:]),
+        (([1], [2], [1]), {"shrink_axis_mask": 1}, x[1]),
+        (([0, 2, 3], [0, 0, 0], [1, -1, -2]), {"begin_mask": 1, "end_mask": 0b111}, x[:, 2::-1, 3::-2]),
+        (([0, 1], [0, 3], [1, 1]), {"ellipsis_mask": 0b01}, x[..., 1:3]),
+        (([0, 0], [0, 2], [1, 1]), {"new_axis_mask": 0b01}, x[np.newaxis, 0:2]),
+        (([1], [1], [1]), {"offset": True}, x[1:2]),
+        (([-1], [-3], [-1]), {}, x[-1:-3:-1]),
+    ]
+    for (begin, end, strides), masks, want in cases:
+        got = strided_slice(x, begin, end, strides, **masks)
+        assert got.shape == want.shape and np.array_equal(got, want), (begin, end, strides, masks)
 
 
 # --- bad input ----------------------------------------------------------------------------------

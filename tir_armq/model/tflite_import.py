@@ -1,4 +1,8 @@
-"""Read a .tflite file into Relax with TVM's TFLite frontend, with clear errors for bad input."""
+"""Read a .tflite file into Relax with TVM's TFLite frontend, with clear errors for bad input.
+
+The graph's shape arithmetic on static shapes (SHAPE and what follows from it, as a Keras model
+converted with an open batch dimension has before its RESHAPE) is folded to constants during the
+import (`static_shapes.py`)."""
 
 from __future__ import annotations
 
@@ -60,9 +64,12 @@ def _op_counts(model) -> dict[str, int]:
 
 def load_tflite(path: Path | str) -> ImportedModel:
     """Parse and import `path`: int8/uint8 models only (a float model is refused: our kernels are
-    integer ones and a float model has nothing for them to do)."""
+    integer ones and a float model has nothing for them to do). SHAPE ops of static shapes are
+    folded (`StaticShapeConverter`); one of a dynamic shape is refused, naming the op."""
     import tflite
     from tvm.relax.frontend.tflite import from_tflite
+
+    from .static_shapes import DynamicShapeError, StaticShapeConverter
 
     path = Path(path)
     try:
@@ -87,7 +94,9 @@ def load_tflite(path: Path | str) -> ImportedModel:
                 "representative dataset and int8 input/output)."
             )
     try:
-        mod = from_tflite(model)
+        mod = from_tflite(model, op_converter=StaticShapeConverter)
+    except DynamicShapeError as err:
+        raise ModelError(f"{path}: {err}") from None
     except Exception as err:  # noqa: BLE001 - the frontend raises many error types
         raise ModelError(f"{path}: the Relax TFLite frontend could not import it: {err}") from None
     return ImportedModel(path, mod, inputs, outputs, op_counts)
