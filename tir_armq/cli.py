@@ -88,7 +88,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.tracker:
         host, _, port = args.tracker.partition(":")
         boards = RpcBoards(host, int(port or 9190), args.key)
-    tune(tasks, get_target(args.target), Path(args.db), trials=args.trials, boards=boards, remeasure=args.remeasure)
+    from tir_armq.database import SHIPPED, build_databases
+
+    target = get_target(args.target)
+    base = None if args.no_shipped else build_databases(target, [SHIPPED])
+    tune(tasks, target, Path(args.db), trials=args.trials, boards=boards, remeasure=args.remeasure, base=base)
     return 0
 
 
@@ -166,7 +170,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="only this kernel variant (default: every variant that applies and has a search space)")
     p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
                    help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")
-    p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db)")
+    p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db; "
+                   "tir_armq/tuning_db is the shipped one)")
+    p.add_argument("--no-shipped", action="store_true", help="tune from scratch: the shipped records neither "
+                   "count towards --trials nor seed the search")
     p.add_argument("--remeasure", type=int, default=0, metavar="N",
                    help="measure each workload's N best stored records again first and store the new times "
                    "(after the cost method changed)")

@@ -21,7 +21,7 @@ from tvm import s_tir, tirx
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
-from .database import TargetDatabase, replayed, schedule_of_copy
+from .database import LayeredDatabase, TargetDatabase, replayed, schedule_of_copy
 from .kernels import applicable, design_spaces, space_size
 from .measure.mca import CPU_MODELS
 from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
@@ -120,8 +120,8 @@ class _Measured(ms.measure_callback.PyMeasureCallback):
                                 else None for r in runner_results])
 
 
-def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, points: list[s_tir.Schedule],
-          progress: Progress, keep: int = 8) -> set[str]:
+def _seed(run_db, known: list[TargetDatabase], task: Task, tvm_target, builder, runner,
+          points: list[s_tir.Schedule], progress: Progress, keep: int = 8) -> set[str]:
     """Give the evolutionary search measured starting points: it picks its first population from
     the database's best records, not from the design spaces' own decisions. So the run's database
     gets the target database's best records of this workload (a resumed run goes on from them) and
@@ -131,7 +131,7 @@ def _seed(run_db, db: TargetDatabase, task: Task, tvm_target, builder, runner, p
     mod = ms.tune_context._normalize_mod(task.func)
     workload = run_db.commit_workload(mod)
     copied = set()
-    for rec in db.records(task.func)[:keep]:
+    for rec in (rec for db in known for rec in db.records(task.func)[:keep]):
         run_db.commit_tuning_record(ms.database.TuningRecord(rec.trace, workload, rec.run_secs, rec.target, rec.args_info))
         copied.add(str(rec.trace))
     args_info = ms.arg_info.ArgInfo.from_prim_func(task.func)
@@ -232,12 +232,15 @@ def start_points(func: tirx.PrimFunc, tvm_target) -> list[s_tir.Schedule]:
 
 
 def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 64, cpu: str | None = None,
-         boards: RpcBoards | None = None, seed: int = 0, remeasure: int = 0) -> TargetDatabase:
+         boards: RpcBoards | None = None, seed: int = 0, remeasure: int = 0,
+         base: LayeredDatabase | None = None) -> TargetDatabase:
     """Tune every task with `trials` candidates (0: its start points only, see `start_points`). The
     console shows one progress line (tasks, trials, best time, elapsed, ETA) and a line per task;
     MetaSchedule's logs and TVM's warnings go to `<db>/<target>/logs/tune-<time>.log`. With
     `remeasure`, each task's best `remeasure` stored records are measured again first (after the
-    cost method changed), and the task is then tuned as usual if it has fewer than `trials`."""
+    cost method changed), and the task is then tuned as usual if it has fewer than `trials`.
+    `base`: records the run starts from without storing them again (the shipped ones, under a
+    user's own database): they count towards `trials` and seed the search."""
     if target.isa not in ("aarch64", "armv7"):
         raise ValueError(f"target: tuning builds aarch64 or armv7 kernels, not {target.isa!r} ({target.name!r})")
     if trials < 0:
@@ -250,7 +253,7 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
               f"logs in {log}", file=console, flush=True)
         progress = Progress(len(tasks), console)
         failed = [task.name for i, task in enumerate(tasks, 1)
-                  if not _tune_task(i, task, db, target, trials, cpu, boards, seed, remeasure, progress)]
+                  if not _tune_task(i, task, db, target, trials, cpu, boards, seed, remeasure, progress, base)]
     if failed:
         raise TuningError(f"{len(failed)} of {len(tasks)} tasks failed: {', '.join(failed)} (the others' records "
                           f"are stored in {db.path}; why: {log})")
@@ -258,8 +261,10 @@ def tune(tasks: list[Task], target: ArmTarget, db_root: Path, *, trials: int = 6
 
 
 def _tune_task(index: int, task: Task, db: TargetDatabase, target: ArmTarget, trials: int, cpu: str | None,
-               boards: RpcBoards | None, seed: int, remeasure: int, progress: Progress) -> bool:
+               boards: RpcBoards | None, seed: int, remeasure: int, progress: Progress,
+               base: LayeredDatabase | None) -> bool:
     """One task of `tune`: its records merged into `db`; False when MetaSchedule failed on it."""
+    known = [db] + [other for other in (base.layers if base else []) if other.path != db.path]
     tvm_target = target.tvm_target()
     progress.task(index, task.name, trials)
     # Cheap to make (the board guest starts on the first measurement): one pair per task.
@@ -272,11 +277,11 @@ def _tune_task(index: int, task: Task, db: TargetDatabase, target: ArmTarget, tr
         progress.note(f"{task.name}: {updated} records measured again ({dropped} dropped), best "
                       f"{before * 1e6 if before else float('nan'):.1f} -> "
                       f"{after * 1e6 if after else float('nan'):.1f} us")
-    have = db.count(task.func)
+    have = sum(other.count(task.func) for other in known)
     size = space_size(task.func)
     # A start point not stored yet (a design space added since the last run) is measured even
     # when the task has its trials: the search would otherwise never see the new space.
-    stored = {str(rec.trace) for rec in db.records(task.func)}
+    stored = {str(rec.trace) for other in known for rec in other.records(task.func)}
     carried = _carried_over(db, task.func) if not have else []
     if carried:
         progress.note(f"{task.name}: {len(carried)} best records of an earlier version of the workload "
@@ -294,7 +299,7 @@ def _tune_task(index: int, task: Task, db: TargetDatabase, target: ArmTarget, tr
     budget = 0 if done else trials - have
     left = budget if size is None else min(budget, max(size - have - len(points), 0))
     progress.budget = max(len(points) + left, 1)
-    copied = _seed(run_db, db, task, tvm_target, builder, runner, points, progress)
+    copied = _seed(run_db, known, task, tvm_target, builder, runner, points, progress)
     if size is not None:
         # MetaSchedule's search never ends once every candidate is measured: ask for no more
         # than are left (the seeded records count as measured; duplicates only lower this).
