@@ -46,3 +46,24 @@ def test_outputs_are_written(tmp_path):
     assert LAYER.name in table.read_text()
     assert json.loads(results.read_text())["layers"][0]["ours"]["cycles"] == cost.cycles
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_bench_names_every_cycle(tmp_path):
+    """`bench --model` on a committed model with a residual ADD: every executed block is named, the
+    op groups add up to the totals, our kernels and XNNPACK's GEMM and ADD ukernels are found by
+    symbol, and the outputs are written."""
+    from tir_armq.bench.model import ADD, GEMM, GROUPS, RUNTIME, bench_model
+    from tir_armq.model.demo import MODELS_DIR
+
+    b = bench_model(MODELS_DIR / "op_add_residual.tflite", db_roots=(), out_dir=tmp_path, builtin=False)
+    for key, p in b.profiles.items():
+        assert set(p.by_group) <= set(GROUPS)
+        assert sum(c for _, c in p.by_group.values()) == pytest.approx(p.cost.cycles, rel=1e-9), key
+        assert sum(i for i, _ in p.by_group.values()) == pytest.approx(p.cost.instructions, rel=1e-6), key
+    # The conv with its ADD fused is one kernel of ours; XNNPACK runs a GEMM and an ADD.
+    (row,) = [r for r in b.kernel_rows if r["kernel"].endswith("_add")]
+    assert row["cycles"] == pytest.approx(b.profiles["ours"].by_group[GEMM][1])
+    assert b.profiles["xnnpack"].by_group[GEMM][1] > 0 and b.profiles["xnnpack"].by_group[ADD][1] > 0
+    assert b.profiles["ours"].by_group[RUNTIME][1] > 0
+    stem = "op_add_residual"
+    assert {p.name for p in tmp_path.iterdir()} == {f"{stem}_table.txt", f"{stem}_results.json", f"{stem}_cycles.png"}
