@@ -165,7 +165,7 @@ def _ours_profile(built: BuiltModel, x: np.ndarray, model: CpuModel, cache: Bloc
     np.savez(tmp / "args.npz", x)
     argv = [str(guest.sysroot / GUEST_PYTHON), "-P", str(KERNEL_GUEST), str(library), "@vm:main",
             str(tmp / "args.npz"), "--warmup", str(WARMUP), "--calls", str(INVOKES), "--maps", str(tmp / "maps")]
-    counts = run_counted(argv, cpu=model.name, sysroot=guest.sysroot, env=guest.env(), cwd=tmp,
+    counts = run_counted(argv, cpu=model.name, sysroot=guest.prefix_for(model.name), env=guest.env(), cwd=tmp,
                          code_bytes=True, timeout=3600)
     return profile(counts, (tmp / "maps").read_text(), guest.sysroot, model, cache, ours_groups(built, library))
 
@@ -179,7 +179,9 @@ def _litert_profile(path: Path, x_file: Path, model: CpuModel, cache: BlockCostC
     argv = litert_argv(path, warmup=WARMUP, invokes=INVOKES, xnnpack=xnnpack, input=x_file, maps=maps,
                        plugin=build_plugin(), plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on"],
                        guest=guest)
+    # XNNPACK picks its ukernels from /proc/cpuinfo: the CPU of the estimate, in qemu and in the file.
     argv[argv.index("-cpu") + 1] = model.name
+    argv[argv.index("-L") + 1] = str(guest.prefix_for(model.name))
     res = subprocess.run(argv, env=litert_env(guest), cwd="/", capture_output=True, timeout=3600)
     if res.returncode != 0:
         raise RuntimeError(f"LiteRT run failed (exit {res.returncode}):\n" + res.stderr.decode(errors="replace")[-3000:])

@@ -19,6 +19,8 @@ from tir_armq.paths import board_dir
 
 QEMU_CPU = "cortex-a72"  # matches the Cortex-A72 /proc/cpuinfo that setup.sh writes
 GUEST_PYTHON = "usr/bin/python3.11"
+# Other boards' CPUs, as /proc/cpuinfo names them (part, revision): a Raspberry Pi 3's Cortex-A53 r0p4.
+_CPU_PARTS = {"cortex-a53": ("0xd03", 4)}
 
 _SITECUSTOMIZE = '''\
 """Written by tir_armq.board.guest: let the guest python start guest subprocesses (no binfmt)."""
@@ -67,6 +69,26 @@ class Guest:
             raise RuntimeError(
                 "emulated board: not set up (missing " + ", ".join(map(str, missing)) + "); run scripts/setup.sh"
             )
+
+    def prefix_for(self, cpu: str) -> Path:
+        """The qemu `-L` prefix for a guest that must see `cpu` in /proc/cpuinfo (XNNPACK picks its
+        ukernels from it): the sysroot itself for the Cortex-A72 it was made for, else a folder of
+        links to the sysroot with that CPU's cpuinfo (made once)."""
+        if cpu == QEMU_CPU:
+            return self.sysroot
+        if cpu not in _CPU_PARTS:
+            raise ValueError(f"cpu: no /proc/cpuinfo for {cpu!r}; known: {sorted([QEMU_CPU, *_CPU_PARTS])}")
+        prefix = self.board / f"sysroot-{cpu}"
+        (prefix / "proc").mkdir(parents=True, exist_ok=True)
+        for entry in self.sysroot.iterdir():
+            link = prefix / entry.name
+            if entry.name != "proc" and not link.is_symlink():
+                link.symlink_to(entry.resolve())
+        part, revision = _CPU_PARTS[cpu]
+        core = (f"BogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
+                f"CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: {part}\nCPU revision\t: {revision}\n\n")
+        _write_if_changed(prefix / "proc" / "cpuinfo", "".join(f"processor\t: {i}\n{core}" for i in range(4)))
+        return prefix
 
     def qemu_argv(self) -> list[str]:
         """qemu-aarch64 command line prefix that runs the guest python (append python arguments)."""
