@@ -74,7 +74,7 @@ class ConvC8(ScheduleRule):
         n, oh, ow, oc, j = sch.get_loops("lane_sum")
         column, oci = sch.split(oc, [None, OC_TILE])
         tile, pixel = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=MAX_PIXEL_TILE,
-                                               decision=self._pixel_tile(sch, ow)))
+                                               decision=self._pixel_tile(sch, ow, target)))
         above = self._order(sch, order, n, oh, column, tile, pixel, oci, j)
         # Step 1. every block placed before any is tensorized (compute-at cannot follow a tensorized
         # block); unit loops kept, so that the trace replays for every sampled tile.
@@ -96,7 +96,7 @@ class ConvC8(ScheduleRule):
         self._tensorize(sch, "lane_sum", mac[("lane_sum", len(accumulators))])
         return sch
 
-    def _pixel_tile(self, sch: s_tir.Schedule, row: s_tir.schedule.LoopRV) -> list[int]:
+    def _pixel_tile(self, sch: s_tir.Schedule, row: s_tir.schedule.LoopRV, target: Target) -> list[int]:
         """The initial (and fixed) tile of the output row: one pixel per step."""
         return [int(sch.get(row).extent), 1]
 

@@ -8,7 +8,7 @@ Decisions:  the loop order (one design space each): a row's patches packed once,
             of 8 output channels runs over the row (XNNPACK's GEMM with the row as M); or a tile of
             PX pixels packed, then every column over it;
             PX, a sampled perfect tile of the output row (conv_c8's knob), starting at 2 for patches
-            of at most 32 bytes, else 1.
+            of at most 32 bytes on AArch64, else 1.
 Packing:    data_pad inlined, the pixel loops hinted for LoopPartition (only border pixels test the
             padding); a patch's whole 8-byte runs of contiguous input (`PatchLayout`) in 16- or
             8-byte vector copies, the bytes left and the padding unrolled.
@@ -17,7 +17,9 @@ Packing:    data_pad inlined, the pixel loops hinted for LoopPartition (only bor
 from __future__ import annotations
 
 from tvm import s_tir
+from tvm.target import Target
 
+from .. import intrinsics
 from ..workloads.conv_c8 import K_STEP, K_TAIL
 from ..workloads.conv_c8_im2col import NAME, RUNS_ATTR
 from .common import Decisions
@@ -44,15 +46,17 @@ class ConvC8Im2col(ConvC8):
         sch.reorder(n, oh, tile, column, pixel, oci, j)
         return column
 
-    def _pixel_tile(self, sch: s_tir.Schedule, row: s_tir.schedule.LoopRV) -> list[int]:
-        """Two pixels per step where the patch is at most two 16-byte steps and the row splits in
-        two: the tile's weights (16 registers) stay loaded, and its per-pixel epilogue is most of
-        the work (A72 estimate, cycles/MAC, 1 -> 2 pixels: MNv2 stem 0.204 -> 0.193; a 3x3 conv
-        of 16 channels, 56x56 -> 32, 0.170 -> 0.181: its 16 accumulators and 8 weight vectors
-        spill)."""
+    def _pixel_tile(self, sch: s_tir.Schedule, row: s_tir.schedule.LoopRV, target: Target) -> list[int]:
+        """Two pixels per step where the patch is at most two 16-byte steps, the row splits in two
+        and the ISA has 32 vector registers: the weights of a column (16 registers) stay loaded, and
+        the per-pixel epilogue is most of the work. A72 estimate, cycles/MAC, 1 -> 2 pixels: MNv2
+        stem 0.204 -> 0.193; a 3x3 conv of 16 channels, 56x56 -> 32, 0.170 -> 0.181 (its 16
+        accumulators and 8 weight vectors spill). ARMv7 (16 q registers, A57 AArch32 model): the
+        stem 0.334 -> 0.461."""
         width = int(sch.get(row).extent)
         patch = int(sch.get(sch.get_loops("im2col")[-1]).extent)
-        pixels = 2 if patch <= 2 * K_STEP and width % 2 == 0 else 1
+        wide = patch <= 2 * K_STEP and width % 2 == 0 and intrinsics.isa_of(target) != "armv7"
+        pixels = 2 if wide else 1
         return [width // pixels, pixels]
 
     def _place_inputs(self, sch: s_tir.Schedule, order: str, row: s_tir.schedule.LoopRV,
