@@ -1,4 +1,4 @@
-"""The "c8" MAC intrinsics of the `conv_c8` kernel (`tir_armq.workloads.conv_c8`).
+"""The "c8" MAC intrinsics of the `conv_c8` and `conv_c8_im2col` kernels (`tir_armq.workloads.conv_c8`).
 
 One output pixel, 8 output channels, K = 16 (or 8) consecutive input channels of int8:
 

@@ -110,6 +110,16 @@ CONV_TABLE = {
     "k40_s2_batch2": dict(data_shape=(2, 7, 7, 40), weight_shape=(16, 1, 1, 40), stride=2,
                           data_zero_point=-60),
     "classifier_oc100": dict(data_shape=(1, 1, 1, 64), weight_shape=(100, 1, 1, 64), data_zero_point=3),
+    # conv_c8_im2col's shapes: MobileNetV2's stem itself (patches of 27 bytes packed to 32, padding
+    # on the bottom and right only); a 1x3 kernel with a row stride, Cin 6 and explicit padding
+    # (18-byte kernel rows: one 16-byte copy and 2 bytes each, K = 24: a step and the 8-wide tail);
+    # odd Cin 5 dilated along W, VALID (single taps of 5 bytes: no whole 8-byte group, all bytes).
+    "mnv2_stem": dict(data_shape=(1, 224, 224, 3), weight_shape=(32, 3, 3, 3), stride=2, padding="SAME",
+                      data_zero_point=-1),
+    "k1x3_s2x1_cin6": dict(data_shape=(1, 7, 9, 6), weight_shape=(16, 1, 3, 6), stride=(2, 1),
+                           padding=(0, 1, 1, 0), data_zero_point=-100),
+    "cin5_dilated_w_valid": dict(data_shape=(1, 9, 10, 5), weight_shape=(12, 3, 3, 5), dilation=(1, 2),
+                                 data_zero_point=9),
 }
 EPILOGUES = ("acc32", "requantize", "residual")
 

@@ -59,9 +59,10 @@ def test_inner_loop_holds_the_variants_macs(case, isa):
 
 
 # KxK convs: the input-channel loop stays a loop and each lane splat feeds one MAC. (In small
-# 1x1 convs LLVM unrolls the whole tile and hoists each splat into a DUP shared by all output
-# channel tiles: still SMLAL, checked above, but not the by-element encoding.)
-KXK_CONVS = [(i, c) for i, c in TABLE if c.kernel is CONV_INT16_LANE and c.spec.kernel != (1, 1)]
+# 1x1 and 1xK convs LLVM unrolls the whole tile and hoists each splat into a DUP shared by all
+# output channel tiles: still SMLAL, checked above, but not the by-element encoding; seen on the
+# 1x3 Cin-6 layer with the residual add fused, 6 reduction steps.)
+KXK_CONVS = [(i, c) for i, c in TABLE if c.kernel is CONV_INT16_LANE and min(c.spec.kernel) > 1]
 
 
 @pytest.mark.parametrize("case", [c for _, c in KXK_CONVS], ids=[i for i, _ in KXK_CONVS])

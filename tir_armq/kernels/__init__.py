@@ -7,6 +7,7 @@ Conv variants, in order of preference (a model build takes the first that applie
 | `dwconv_int8_mla8` | depthwise, 8-bit products in tap pairs   | int8, weights in [-127, 127], zp 0      |
 | `dwconv_int16`     | depthwise, zero points subtracted, int16 | every depthwise layer                   |
 | `conv_c8`          | 1x1 conv / FC, XNNPACK's c8 GEMM step    | as above; 1x1, unpadded, K % 8 == 0     |
+| `conv_c8_im2col`   | KxK conv: packed patches, the c8 step    | as above; KH * KW > 1                   |
 | `conv_int16_lane`  | dense conv, by-element int16 MAC         | every dense conv                        |
 
 Each is a `ConvKernel` (`base.py`): `applies(spec, weight)`, `prepare(spec, weight, bias,
@@ -29,6 +30,7 @@ from ..workloads import add, mean, requantize
 from ..workloads.spec import QuantConvSpec
 from .base import ConvKernel, OpKernel, Operands, with_shift_promise
 from .conv_c8 import ConvC8Kernel
+from .conv_c8_im2col import ConvC8Im2colKernel
 from .conv_int16_lane import ConvInt16LaneKernel
 from .dwconv_int8_mla8 import DwconvInt8Mla8Kernel
 from .dwconv_int16 import DwconvInt16Kernel
@@ -36,8 +38,10 @@ from .dwconv_int16 import DwconvInt16Kernel
 DWCONV_INT8_MLA8 = DwconvInt8Mla8Kernel()
 DWCONV_INT16 = DwconvInt16Kernel()
 CONV_C8 = ConvC8Kernel()
+CONV_C8_IM2COL = ConvC8Im2colKernel()
 CONV_INT16_LANE = ConvInt16LaneKernel()
-CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_INT16_LANE)
+CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_C8_IM2COL,
+                                        CONV_INT16_LANE)
 
 _NEON_REQUANTIZE = {"aarch64": "SQRDMULH/SQDMULH + SRSHL", "armv7": "VQRDMULH/VQDMULH + VRSHL"}
 VADD_Q8 = OpKernel(add.NAME, "TFLite's 8-bit ADD (its NEON form; the scalar tail of size % 16)",
@@ -109,7 +113,7 @@ def space_size(func: tirx.PrimFunc) -> int | None:
     return rule.space_size(func) if hasattr(rule, "space_size") else None
 
 
-__all__ = ["CONV_C8", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16", "DWCONV_INT8_MLA8",
-           "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
+__all__ = ["CONV_C8", "CONV_C8_IM2COL", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16",
+           "DWCONV_INT8_MLA8", "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
            "by_name", "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
            "with_shift_promise"]

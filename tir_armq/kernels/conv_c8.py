@@ -41,15 +41,23 @@ class ConvC8Kernel(ConvKernel):
 
     def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
         # The unpadded conv's data zero point goes into the bias: the kernel never sees it.
-        bias = fold_data_zero_point(spec, weight, bias)
+        constants, requantize = self._padded_channels(spec, weight, fold_data_zero_point(spec, weight, bias),
+                                                      requantize)
+        return Operands(constants, requantize)
+
+    def _padded_channels(self, spec, weight: np.ndarray, bias: np.ndarray, requantize: RequantizeParams | None
+                         ) -> tuple[tuple[np.ndarray, np.ndarray], RequantizeParams | None]:
+        """((weight, bias), requantize) with the output channels padded to the kernel's tile: zero
+        weights and bias for the extra channels (their outputs are sliced off), the first channel's
+        requantize parameters."""
         channels = self.kernel_spec(spec).out_channels
         extra = channels - spec.out_channels
-        if extra:  # zero weights for the padded channels; their outputs are sliced off
+        if extra:
             weight = np.concatenate([weight, np.zeros((extra, *weight.shape[1:]), weight.dtype)])
             bias = np.concatenate([bias, np.zeros(extra, np.int32)])
         if requantize is not None:
             requantize = with_channels(per_channel(requantize, spec.out_channels), channels)
-        return Operands((weight, bias), requantize)
+        return (weight, bias), requantize
 
     def _build(self, spec):
         return build_conv_c8(spec)

@@ -4,6 +4,7 @@ instructions when `tunable` is False, and the design spaces MetaSchedule explore
 The kernel table (`tir_armq.kernels`) pairs each variant with its rule."""
 
 from .conv_c8 import ConvC8
+from .conv_c8_im2col import ConvC8Im2col
 from .conv_int16_lane import ConvInt16Lane
 from .dwconv_int8_mla8 import DwconvInt8Mla8
 from .dwconv_int16 import DwconvInt16
@@ -11,4 +12,5 @@ from .gavgpool import GavgpoolQ8
 from .requantize import RequantizeQ8
 from .vadd import VaddQ8
 
-__all__ = ["ConvC8", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8", "RequantizeQ8", "VaddQ8"]
+__all__ = ["ConvC8", "ConvC8Im2col", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8", "RequantizeQ8",
+           "VaddQ8"]

@@ -37,13 +37,17 @@ class ConvC8(ScheduleRule):
     """Design spaces for one `conv_c8` kernel, one per loop order; with `tunable=False` the first
     at its initial decisions (columns outer, one pixel per step), fixed."""
 
+    variant = NAME
+    orders = ORDERS  # the first is the fixed schedule's
+    stages = ("lane_sum", "output")
+
     def apply(self, func: tirx.PrimFunc, target: Target,
               tunable: bool) -> s_tir.Schedule | list[s_tir.Schedule] | None:
-        if not is_kernel(func, NAME, ("lane_sum", "output")):
+        if not is_kernel(func, self.variant, self.stages):
             return None
         sch = s_tir.Schedule(func)
         if not tunable:
-            return self.design_space(sch, ORDERS[0], target, Decisions(sch, tunable=False))
+            return self.design_space(sch, self.orders[0], target, Decisions(sch, tunable=False))
         return self.design_spaces(sch, target)
 
     def space_size(self, func: tirx.PrimFunc) -> int:
@@ -51,31 +55,27 @@ class ConvC8(ScheduleRule):
         MetaSchedule's search ask for new candidates forever)."""
         sch = s_tir.Schedule(func)
         width = int(sch.get(sch.get_loops("lane_sum")[2]).extent)
-        return len(ORDERS) * sum(width % f == 0 for f in range(1, MAX_PIXEL_TILE + 1))
+        return len(self.orders) * sum(width % f == 0 for f in range(1, MAX_PIXEL_TILE + 1))
 
     def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
         spaces = []
-        for order in ORDERS:
+        for order in self.orders:
             copy = sch.copy()
             spaces.append(self.design_space(copy, order, target, Decisions(copy, tunable=True)))
         return spaces
 
     def design_space(self, sch: s_tir.Schedule, order: str, target: Target,
                      knobs: Decisions) -> s_tir.Schedule:
-        """`sch` scheduled in place with loop order `order` (one of ORDERS)."""
+        """`sch` scheduled in place with loop order `order` (one of `orders`). Subclasses hook in
+        through `_pixel_tile`, `_order` and `_place_inputs` (conv_c8_im2col packs its patches)."""
         mac = intrinsics.for_target(target).MAC_C8
         accumulators = [name for name in ("conv", "conv_tail") if has_block(sch, name)]
         n, oh, ow, oc, j = sch.get_loops("lane_sum")
         column, oci = sch.split(oc, [None, OC_TILE])
         tile, pixel = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=MAX_PIXEL_TILE,
-                                               decision=[int(sch.get(ow).extent), 1]))
-        if order == "columns_outer":
-            sch.reorder(n, column, oh, tile, pixel, oci, j)
-            above = tile
-        else:
-            sch.reorder(n, oh, tile, column, pixel, oci, j)
-            above = column
+                                               decision=self._pixel_tile(sch, ow, target)))
+        above = self._order(sch, order, n, oh, column, tile, pixel, oci, j)
         # Step 1. every block placed before any is tensorized (compute-at cannot follow a tensorized
         # block); unit loops kept, so that the trace replays for every sampled tile.
         for name in accumulators:
@@ -86,6 +86,7 @@ class ConvC8(ScheduleRule):
             else:
                 px = sch.get_loops(name)[-5]
             sch.unroll(px)
+        self._place_inputs(sch, order, oh, tile, knobs)
         sch.reverse_compute_at(sch.get_sblock("output"), pixel, preserve_unit_loops=True)
         vectorize_below(sch, "output", pixel)
         place_requantize(sch, pixel, target, lanes=OC_TILE)
@@ -94,6 +95,23 @@ class ConvC8(ScheduleRule):
             self._tensorize(sch, name, mac[16 if name == "conv" else 8], steps=name == "conv")
         self._tensorize(sch, "lane_sum", mac[("lane_sum", len(accumulators))])
         return sch
+
+    def _pixel_tile(self, sch: s_tir.Schedule, row: s_tir.schedule.LoopRV, target: Target) -> list[int]:
+        """The initial (and fixed) tile of the output row: one pixel per step."""
+        return [int(sch.get(row).extent), 1]
+
+    def _order(self, sch: s_tir.Schedule, order: str, n, oh, column, tile, pixel, oci,
+               j) -> s_tir.schedule.LoopRV:
+        """Reorder the output's loops as `order` says; returns the loop the accumulators go under."""
+        if order == "columns_outer":
+            sch.reorder(n, column, oh, tile, pixel, oci, j)
+            return tile
+        sch.reorder(n, oh, tile, column, pixel, oci, j)
+        return column
+
+    def _place_inputs(self, sch: s_tir.Schedule, order: str, row: s_tir.schedule.LoopRV,
+                      tile: s_tir.schedule.LoopRV, knobs: Decisions) -> None:
+        """Stages before the accumulators (none here: the GEMM reads the layer's input)."""
 
     def _tensorize(self, sch: s_tir.Schedule, block: str, intrin: str, steps: bool = False) -> None:
         """Zero the tile's accumulators (one vector store each), then the intrinsic as the update.

@@ -1,7 +1,8 @@
 """A dense conv layer (KxK or 1x1) as TFLite describes it (weights OHWI), validated.
 
 The PrimFuncs that compute it are the kernel variants' (`tir_armq.kernels`): `conv_int16_lane.py`
-(the seed's arithmetic, any dtypes) and `conv_c8.py` (TFLite's int8 pointwise layers).
+(the seed's arithmetic, any dtypes), `conv_c8.py` (TFLite's int8 pointwise layers) and
+`conv_c8_im2col.py` (TFLite's int8 KxK layers).
 """
 
 from __future__ import annotations
