@@ -65,5 +65,14 @@ def test_model_bench_names_every_cycle(tmp_path):
     assert row["cycles"] == pytest.approx(b.profiles["ours"].by_group[GEMM][1])
     assert b.profiles["xnnpack"].by_group[GEMM][1] > 0 and b.profiles["xnnpack"].by_group[ADD][1] > 0
     assert b.profiles["ours"].by_group[RUNTIME][1] > 0
+    # Per op: the plugin cut XNNPACK's invoke at each operator; the pieces add up to the invoke, and
+    # each call of our kernels sits beside the XNNPACK operators of the same TFLite ops.
+    xnn = b.profiles["xnnpack"].cost
+    assert sum(r["xnnpack"][0] for r in b.op_rows) == pytest.approx(xnn.instructions, rel=1e-9)
+    assert sum(r["xnnpack"][1] for r in b.op_rows) == pytest.approx(xnn.cycles, rel=1e-3)
+    ours = [r for r in b.op_rows if r["ours"] is not None]
+    assert {r["kernel"] for r in ours} == {r["kernel"] for r in b.kernel_rows}
+    (fused,) = [r for r in ours if r["ops"] == "CONV_2D+ADD"]
+    assert fused["operators"] == [GEMM, ADD]
     stem = "op_add_residual"
     assert {p.name for p in tmp_path.iterdir()} == {f"{stem}_table.txt", f"{stem}_results.json", f"{stem}_cycles.png"}

@@ -50,6 +50,7 @@ def litert_argv(
     guest: Guest | None = None,
     input: Path | str | None = None,
     dump: Path | str | None = None,
+    split_at: str | None = None,
 ) -> list[str]:
     """The full qemu-aarch64 command line of one guest run (see `run_litert_guest`)."""
     guest = guest or Guest.default()
@@ -73,6 +74,8 @@ def litert_argv(
         cmd += ["--out", str(out)]
     if maps is not None:
         cmd += ["--maps", str(maps)]
+    if split_at is not None:
+        cmd += ["--split-at", split_at]
     return cmd
 
 

@@ -19,9 +19,13 @@ with EBADF; the plugin sees it). `--out FILE` writes the output tensor of the la
 numpy.save (keep FILE off sys.path and out of the cwd when counting: pitfall 5). `--maps FILE`
 copies the guest's /proc/self/maps (where libpywrap_litert_common.so, holding the XNNPACK
 ukernels, is loaded), to name the hot translation blocks the counting plugin reports.
+`--split-at LIB:OFFSET` tells the plugin to cut the counted invokes wherever the code at OFFSET of
+the loaded LIB is entered, with a flush after each invoke: one report per XNNPACK operator when
+OFFSET is that of xnn_run_operator_with_index.
 """
 
 import argparse
+import ctypes
 import os
 import sys
 
@@ -30,6 +34,9 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 MARK_START = 0x1C0DE001
 MARK_STOP = 0x1C0DE002
+MARK_FLUSH = 0x1C0DE003
+MARK_SPLIT_AT = 0x1C0DE004
+SYS_LSEEK = 62  # aarch64
 
 
 def _mark(code):
@@ -37,6 +44,22 @@ def _mark(code):
         os.lseek(-1, code, 0)
     except OSError:
         pass
+
+
+def _split_at(lib, offset):
+    """Point the plugin's split at `offset` in the loaded `lib`: syscall(2), so the address reaches
+    the plugin whole (lseek's `whence` is an int)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and os.path.basename(parts[5]) == lib and int(parts[2], 16) == 0:
+                base = int(parts[0].split("-")[0], 16)
+                break
+        else:
+            raise SystemExit(f"--split-at: {lib} is not loaded")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(ctypes.c_long(SYS_LSEEK), ctypes.c_long(-1), ctypes.c_long(MARK_SPLIT_AT),
+                 ctypes.c_long(base + offset))
 
 
 def fill(shape, dtype):
@@ -64,6 +87,7 @@ def main(argv=None):
     ap.add_argument("--input", help="the input tensor (numpy .npy; default: a fixed hash of the index)")
     ap.add_argument("--out", help="write the output tensor (numpy .npy) here")
     ap.add_argument("--maps", help="copy /proc/self/maps here at the end (to map hot code addresses to symbols)")
+    ap.add_argument("--split-at", help="LIB:HEX_OFFSET: one report per entry of that code (see above)")
     ap.add_argument("--dump", help="write every tensor after the last invoke here (numpy .npz, keyed t<index>)")
     args = ap.parse_args(argv)
 
@@ -82,10 +106,15 @@ def main(argv=None):
     invoke = interp.invoke
     for _ in range(args.warmup):
         invoke()
+    if args.split_at:
+        lib, offset = args.split_at.rsplit(":", 1)
+        _split_at(lib, int(offset, 16))
     for _ in range(args.invokes):
         _mark(MARK_START)
         invoke()
         _mark(MARK_STOP)
+        if args.split_at:
+            _mark(MARK_FLUSH)
 
     if args.out:
         np.save(args.out, interp.get_tensor(outp["index"]), allow_pickle=False)

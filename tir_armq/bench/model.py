@@ -5,9 +5,13 @@ where each one's cycles go.
 Every executed block is named by the symbol it lies in (the guest's /proc/self/maps and the ELF
 symbol tables: our library keeps each kernel under its kernel name, LiteRT's keeps XNNPACK's ukernels
 and tflite::), and symbols are gathered into groups of TFLite ops that both implementations can be
-compared on. Per op would need the delegate's node boundaries: XNNPACK runs every pointwise conv on
-the same GEMM ukernel, so its symbols tell the op kind, not the layer. Our fused residual ADD is
-part of its conv's kernel, so 1x1 convs and ADDs are compared as one group as well as apart.
+compared on. Our fused residual ADD is part of its conv's kernel, so 1x1 convs and ADDs are compared
+as one group as well as apart.
+
+Per op: XNNPACK runs every pointwise conv on the same GEMM ukernel, so its symbols tell the op kind,
+not the layer. Its runtime calls `xnn_run_operator_with_index` once per operator, in the order of the
+delegated TFLite nodes; the counting plugin cuts the invoke there (one report per operator), and
+the operators are matched to our kernels in model order by kind (GEMM, DENSE, DEPTHWISE, ADD, MEAN).
 """
 
 from __future__ import annotations
@@ -28,18 +32,19 @@ from ..board.guest import GUEST_PYTHON, Guest
 from ..database import SHIPPED
 from ..measure.cost import KERNEL_GUEST, Cost, entry_blocks
 from ..measure.mca import CPU_MODELS, BlockCostCache, CpuModel
-from ..measure.plugin import Counts, run_counted
+from ..measure.plugin import Counts, merge_counts, parse_counts, run_counted
 from ..model.build import BuiltModel, build_model
 from ..model.demo import model_input
 from ..model.quant_rewrite import AddSite, MeanSite
 from ..targets import AARCH64_A53, AARCH64_A72
-from .litert import litert_argv, litert_env, check_litert_installed
+from .litert import check_litert_installed, litert_argv, litert_env, litert_site_packages
 
 GEMM, DENSE, DEPTHWISE, ADD, MEAN, OTHER, RUNTIME = (
     "1x1 CONV_2D, FULLY_CONNECTED", "KxK CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN",
     "other ops", "runtime (interpreter / VM, Python)")
 GROUPS = (GEMM, DENSE, DEPTHWISE, ADD, MEAN, OTHER, RUNTIME)
 LITERT_LIB = "libpywrap_litert_common.so"
+XNNPACK_OPERATOR_ENTRY = "xnn_run_operator_with_index"  # called once per operator of an invoke
 WARMUP, INVOKES = 3, 2  # the model is counted as LiteRT's per-layer runs are: after warm-up invokes
 
 _TVM_SYMBOL = re.compile(r"^(?:__tvm_ffi_)?(.+?)(?:_compute_)?$")
@@ -170,22 +175,89 @@ def _ours_profile(built: BuiltModel, x: np.ndarray, model: CpuModel, cache: Bloc
     return profile(counts, (tmp / "maps").read_text(), guest.sysroot, model, cache, ours_groups(built, library))
 
 
+def symbol_offset(library: Path, name: str) -> int:
+    """The address of function `name` in `library` relative to its load base."""
+    nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
+    out = subprocess.run([nm, "--defined-only", str(library)], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name and parts[1] in "tT":
+            return int(parts[0], 16)
+    raise RuntimeError(f"{library}: no function {name} in its symbol table (a stripped or other LiteRT build?)")
+
+
 def _litert_profile(path: Path, x_file: Path, model: CpuModel, cache: BlockCostCache, tmp: Path, guest: Guest,
-                    xnnpack: bool) -> Profile:
-    from ..measure.plugin import build_plugin, parse_counts
+                    xnnpack: bool) -> tuple[Profile, list[Profile]]:
+    """One invoke of LiteRT, and with XNNPACK one profile per XNNPACK operator (the first: the
+    invoke up to its first operator; the last operator's includes the return of the invoke)."""
+    from ..measure.plugin import build_plugin
 
     check_litert_installed(guest)
     counts_file, maps = tmp / "litert_counts.txt", tmp / "litert_maps"
-    argv = litert_argv(path, warmup=WARMUP, invokes=INVOKES, xnnpack=xnnpack, input=x_file, maps=maps,
-                       plugin=build_plugin(), plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on"],
-                       guest=guest)
+    split_at = None
+    if xnnpack:
+        offset = symbol_offset(litert_site_packages(guest) / "ai_edge_litert" / LITERT_LIB, XNNPACK_OPERATOR_ENTRY)
+        split_at = f"{LITERT_LIB}:{offset:x}"
+    argv = litert_argv(path, warmup=WARMUP, invokes=1 if xnnpack else INVOKES, xnnpack=xnnpack, input=x_file,
+                       maps=maps, plugin=build_plugin(), split_at=split_at,
+                       plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on"], guest=guest)
     # XNNPACK picks its ukernels from /proc/cpuinfo: the CPU of the estimate, in qemu and in the file.
     argv[argv.index("-cpu") + 1] = model.name
     argv[argv.index("-L") + 1] = str(guest.prefix_for(model.name))
     res = subprocess.run(argv, env=litert_env(guest), cwd="/", capture_output=True, timeout=3600)
     if res.returncode != 0:
         raise RuntimeError(f"LiteRT run failed (exit {res.returncode}):\n" + res.stderr.decode(errors="replace")[-3000:])
-    return profile(parse_counts(counts_file), maps.read_text(), guest.sysroot, model, cache, xnnpack_group)
+    name_map = maps.read_text()
+    if not xnnpack:
+        return profile(parse_counts(counts_file), name_map, guest.sysroot, model, cache, xnnpack_group), []
+    parts = []
+    while (part := Path(f"{counts_file}.{len(parts)}")).is_file():
+        parts.append(parse_counts(part))
+    if len(parts) < 2:
+        raise RuntimeError(f"the LiteRT + XNNPACK run was not cut at {XNNPACK_OPERATOR_ENTRY} "
+                           f"({len(parts)} reports): is the counting plugin current?")
+    whole = profile(merge_counts(parts), name_map, guest.sysroot, model, cache, xnnpack_group)
+    return whole, [profile(p, name_map, guest.sysroot, model, cache, xnnpack_group) for p in parts]
+
+
+def operator_kind(p: Profile) -> str:
+    """The op group an XNNPACK operator's cycles mostly went to (runtime code left out)."""
+    groups = {g: c for g, (_, c) in p.by_group.items() if g != RUNTIME}
+    return max(groups, key=groups.get) if groups else RUNTIME
+
+
+def op_rows(built: BuiltModel, ours: Profile, operators: list[Profile]) -> list[dict]:
+    """One row per kernel call of ours (a TFLite op, or a conv with its fused ADD) beside the XNNPACK
+    operators that computed the same ops, matched in model order by kind; XNNPACK operators with no
+    kernel of ours (RESHAPE, SOFTMAX, ...) get rows of their own. `operators[0]` is the invoke before
+    XNNPACK's first operator."""
+    calls: dict[str, int] = {}
+    for site in built.sites:
+        calls[site.name] = calls.get(site.name, 0) + 1
+    rows = [{"ops": "invoke start", "kernel": "(LiteRT: the invoke up to XNNPACK's first operator)", "ours": None,
+             "xnnpack": (operators[0].cost.instructions, operators[0].cost.cycles)}]
+    pending = list(operators[1:])
+    for site in built.sites:
+        wanted = [_site_group(site)] + ([ADD] if getattr(site, "residual", None) is not None else [])
+        mine, matched = [], []
+        for kind in wanted:
+            while pending and operator_kind(pending[0]) != kind and operator_kind(pending[0]) in (OTHER, RUNTIME):
+                mine.append(pending.pop(0))
+            if pending and operator_kind(pending[0]) == kind:
+                matched.append(pending.pop(0))
+        for p in mine:
+            rows.append({"ops": "XNNPACK only", "kernel": max(p.by_symbol, key=lambda k: p.by_symbol[k][1]),
+                         "ours": None, "xnnpack": (p.cost.instructions, p.cost.cycles)})
+        insns, cycles = ours.by_symbol.get(site.name, (0.0, 0.0))
+        n = calls[site.name]
+        xnn = (sum(p.cost.instructions for p in matched), sum(p.cost.cycles for p in matched)) if matched else None
+        rows.append({"ops": "+".join(site.tflite_ops), "kernel": site.name, "ours": (insns / n, cycles / n),
+                     "xnnpack": xnn, "operators": [operator_kind(p) for p in matched],
+                     "macs": getattr(getattr(site, "spec", None), "macs", 0)})
+    for p in pending:
+        rows.append({"ops": "XNNPACK only", "kernel": max(p.by_symbol, key=lambda k: p.by_symbol[k][1]),
+                     "ours": None, "xnnpack": (p.cost.instructions, p.cost.cycles)})
+    return rows
 
 
 @dataclass
@@ -197,6 +269,7 @@ class ModelBench:
     from_database: int
     profiles: dict[str, Profile]  # "ours", "xnnpack", "builtin"
     kernel_rows: list[dict] = field(default_factory=list)
+    op_rows: list[dict] = field(default_factory=list)  # see `op_rows`
 
     def ratio(self, other: str) -> float:
         return self.profiles[other].cost.cycles / self.profiles["ours"].cost.cycles
@@ -222,10 +295,10 @@ def bench_model(path: Path | str, *, cpu: str = "cortex-a72", db_roots: tuple = 
         print(f"[bench] {path.name}: counting ours ({WARMUP} + {INVOKES} invokes)", file=sys.stderr, flush=True)
         profiles["ours"] = _ours_profile(built, x, model, cache, tmp, guest)
         print("[bench] counting LiteRT + XNNPACK", file=sys.stderr, flush=True)
-        profiles["xnnpack"] = _litert_profile(path, tmp / "x.npy", model, cache, tmp, guest, True)
+        profiles["xnnpack"], operators = _litert_profile(path, tmp / "x.npy", model, cache, tmp, guest, True)
         if builtin:
             print("[bench] counting LiteRT builtin", file=sys.stderr, flush=True)
-            profiles["builtin"] = _litert_profile(path, tmp / "x.npy", model, cache, tmp, guest, False)
+            profiles["builtin"], _ = _litert_profile(path, tmp / "x.npy", model, cache, tmp, guest, False)
     sites = {}
     for site in built.sites:
         sites.setdefault(site.name, []).append(site)
@@ -240,7 +313,8 @@ def bench_model(path: Path | str, *, cpu: str = "cortex-a72", db_roots: tuple = 
                      "cycles": cycles, "instructions": insns, "cycles_per_call": cycles / calls,
                      "cycles_per_mac": cycles / calls / kmacs if kmacs else None,
                      "record_cycles": k.est_cycles})
-    bench = ModelBench(path.name, cpu, macs, built.kernels, built.from_database, profiles, rows)
+    bench = ModelBench(path.name, cpu, macs, built.kernels, built.from_database, profiles, rows,
+                       op_rows(built, profiles["ours"], operators))
     print(model_table(bench))
     for written in write_model_outputs(bench, out_dir):
         print(f"wrote {written}")
@@ -265,6 +339,18 @@ def model_table(b: ModelBench) -> str:
     for g, (oi, oc), (xi, xc) in pairs + merged:
         ratio = f"{xc / oc:>9.2f}x" if oc else f"{'-':>10}"
         lines.append(f"{g:<36}{oc:>13,.0f}{xc:>13,.0f}{ratio}{oi:>13,.0f}{xi:>13,.0f}")
+    if b.op_rows:
+        lines += ["", "per op (ours: per call of the kernel; XNNPACK: its operators for the same TFLite ops)",
+                  f"{'#':>3} {'TFLite ops':<22}{'our kernel':<62}{'ours cycles':>12}{'XNNPACK':>12}{'XNN/ours':>9}"
+                  f"{'ours c/MAC':>11}{'ours insns':>12}{'XNN insns':>12}"]
+        for i, r in enumerate(b.op_rows):
+            oi, oc = r["ours"] or (None, None)
+            xi, xc = r["xnnpack"] or (None, None)
+            ratio = f"{xc / oc:>8.2f}x" if oc and xc else f"{'-':>9}"
+            per_mac = f"{oc / r['macs']:>11.3f}" if oc and r.get("macs") else f"{'-':>11}"
+            fmt = lambda v: f"{v:>12,.0f}" if v is not None else f"{'-':>12}"  # noqa: E731
+            lines.append(f"{i:>3} {r['ops']:<22}{r['kernel'][:61]:<62}"
+                         f"{fmt(oc)}{fmt(xc)}{ratio}{per_mac}{fmt(oi)}{fmt(xi)}")
     lines += ["", f"{'our kernel':<66}{'calls':>6}{'record':>9}{'cycles/call':>13}{'cycles/MAC':>11}"]
     for r in sorted(b.kernel_rows, key=lambda r: -r["cycles"]):
         per_mac = f"{r['cycles_per_mac']:>11.3f}" if r["cycles_per_mac"] else f"{'-':>11}"
@@ -287,7 +373,7 @@ def write_model_outputs(b: ModelBench, out_dir: Path) -> list[Path]:
         "model": b.model, "cpu": b.cpu, "macs": b.macs, "kernels": b.kernels, "from_database": b.from_database,
         "totals": {k: asdict(p.cost) for k, p in b.profiles.items()},
         "groups": {k: p.by_group for k, p in b.profiles.items()},
-        "kernel_rows": b.kernel_rows}, indent=1) + "\n")
+        "kernel_rows": b.kernel_rows, "op_rows": b.op_rows}, indent=1) + "\n")
     fig, ax = plt.subplots(figsize=(10, 4.5))
     xs = np.arange(len(GROUPS))
     for i, (key, label) in enumerate((("ours", "tir_armq"), ("xnnpack", "LiteRT + XNNPACK"))):

@@ -19,6 +19,15 @@
  *   lseek(fd=-1, offset=0x1C0DE002, whence=0)   stop it
  *   lseek(fd=-1, offset=0x1C0DE003, whence=0)   flush: write the report so far to `out`.K (K = 0, 1,
  *                                                ...), then forget its regions and block executions
+ *   lseek(fd=-1, offset=0x1C0DE004, whence=ADDR) split at ADDR: from now on, whenever the block that
+ *                                                starts at guest address ADDR is entered inside a
+ *                                                region, stop the region, flush, and start a new one
+ *                                                (before that block is counted). Pointed at a
+ *                                                function an engine calls once per operator
+ *                                                (XNNPACK's xnn_run_operator_with_index), it gives
+ *                                                one report per operator. ADDR must reach the
+ *                                                syscall whole: call syscall(2), not lseek(3),
+ *                                                whose `int whence` drops the upper half.
  * Flushing lets one long-lived guest process measure many kernels (a tuning run's candidates) with
  * one report each, instead of paying a process start (seconds under emulation) per kernel.
  * The kernel (here: qemu's syscall emulation) just answers EBADF, so the marker is harmless when the
@@ -62,6 +71,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 #define MARK_START 0x1C0DE001u
 #define MARK_STOP 0x1C0DE002u
 #define MARK_FLUSH 0x1C0DE003u
+#define MARK_SPLIT_AT 0x1C0DE004u
 
 /* ------------------------------------------------------------------ per-vCPU counters
  * In linux-user mode every guest thread is a vCPU running on its own host thread. Separate,
@@ -199,10 +209,16 @@ static Block *block_for(uint64_t vaddr, uint32_t n_insns, const uint8_t *code, u
 
 /* ------------------------------------------------------------------ callbacks */
 
+static volatile uint64_t split_addr; /* 0: no split point (no block starts at address 0) */
+static void split_region(void);
+
 /* Runs on every TB execution: the hot path. */
 static void on_tb_exec(unsigned int vcpu_index, void *udata)
 {
     Block *b = udata;
+    if (b->vaddr == split_addr && region_open) {
+        split_region(); /* first, so the block that starts the next segment is counted in it */
+    }
     if (vcpu_index < MAX_VCPUS) {
         VcpuCount *v = &vcpus[vcpu_index];
         v->insns += b->n_insns;
@@ -265,6 +281,27 @@ static uint64_t sum_in_region(void)
 
 static void flush_report(void);
 
+/* open_region / close_region: with region_lock held. */
+static void open_region(void)
+{
+    region_base = sum_in_region();
+    region_open = true;
+}
+
+static void close_region(void)
+{
+    region_open = false;
+    if (n_regions == cap_regions) {
+        cap_regions = cap_regions ? 2 * cap_regions : 64;
+        regions = realloc(regions, cap_regions * sizeof *regions);
+        if (!regions) {
+            fprintf(stderr, "insncount: out of memory\n");
+            abort();
+        }
+    }
+    regions[n_regions++] = sum_in_region() - region_base;
+}
+
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num, uint64_t a1,
                        uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6,
                        uint64_t a7, uint64_t a8)
@@ -282,6 +319,10 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
         flush_report();
         return;
     }
+    if (offset == MARK_SPLIT_AT) {
+        split_addr = a3;
+        return;
+    }
     if (offset != MARK_START && offset != MARK_STOP) {
         return;
     }
@@ -290,25 +331,28 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
         if (region_open) {
             marker_errors++;
         } else {
-            region_base = sum_in_region();
-            region_open = true;
+            open_region();
         }
     } else {
         if (!region_open) {
             marker_errors++;
         } else {
-            region_open = false;
-            if (n_regions == cap_regions) {
-                cap_regions = cap_regions ? 2 * cap_regions : 64;
-                regions = realloc(regions, cap_regions * sizeof *regions);
-                if (!regions) {
-                    fprintf(stderr, "insncount: out of memory\n");
-                    abort();
-                }
-            }
-            regions[n_regions++] = sum_in_region() - region_base;
+            close_region();
         }
     }
+    pthread_mutex_unlock(&region_lock);
+}
+
+/* Called from the measuring thread's block callback, like a stop, a flush and a start marker in a
+ * row (the same single-thread assumption as flush_report). */
+static void split_region(void)
+{
+    pthread_mutex_lock(&region_lock);
+    close_region();
+    pthread_mutex_unlock(&region_lock);
+    flush_report();
+    pthread_mutex_lock(&region_lock);
+    open_region();
     pthread_mutex_unlock(&region_lock);
 }
 

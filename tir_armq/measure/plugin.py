@@ -34,6 +34,8 @@ LIBS = ["-lpthread"]
 
 MARK_START = 0x1C0DE001
 MARK_STOP = 0x1C0DE002
+MARK_FLUSH = 0x1C0DE003
+MARK_SPLIT_AT = 0x1C0DE004  # the address goes in the third syscall argument
 
 
 def header_path() -> Path:
@@ -159,6 +161,28 @@ def parse_counts(path: Path | str) -> Counts:
         region_open=bool(scalars.get("region_open", 0)),
         block_list=block_list,
     )
+
+
+def merge_counts(parts: list[Counts]) -> Counts:
+    """One report of the segments a split run wrote (`out`.0, `out`.1, ...): their regions summed into
+    one region, each block's executions added up."""
+    if not parts:
+        raise ValueError("no reports to merge")
+    merged: dict[tuple[int, int, bytes], Block] = {}
+    for part in parts:
+        for b in part.block_list:
+            key = (b.addr, b.insns, b.code)
+            old = merged.get(key)
+            merged[key] = b if old is None else Block(b.addr, b.insns, old.execs_in_regions + b.execs_in_regions,
+                                                      max(old.execs_total, b.execs_total), b.code)
+    block_list = sorted(merged.values(), key=lambda b: (b.addr, b.insns))
+    blocks: dict[int, tuple[int, int]] = {}
+    for b in block_list:
+        if b.addr not in blocks or b.execs_in_regions > blocks[b.addr][1]:
+            blocks[b.addr] = (b.insns, b.execs_in_regions)
+    return Counts(total=max(p.total for p in parts), regions=[sum(sum(p.regions) for p in parts)], blocks=blocks,
+                  vcpus_used=max(p.vcpus_used for p in parts), marker_errors=sum(p.marker_errors for p in parts),
+                  region_open=parts[-1].region_open, block_list=block_list)
 
 
 def run_counted(
