@@ -293,7 +293,7 @@ def test_model_tasks_are_the_build_kernels():
     assert len({t.name for t in tasks}) == len(tasks)
     assert all(t.name == str(t.func.attrs["global_symbol"]) for t in tasks)
     kinds = Counter(str(t.func.attrs["tir_armq.kernel"]) for t in tasks)
-    assert kinds == {"dwconv_int8_mla8": 10, "conv_c8": 20, "conv_int16_lane": 1, "vadd_q8": 1, "gavgpool_q8": 1}
+    assert kinds == {"dwconv_int8_mla8": 10, "conv_c8": 20, "conv_c8_im2col": 1, "vadd_q8": 1, "gavgpool_q8": 1}
     mod = rewrite_quantized_convs(load_tflite(path).mod)[0]
     built = {str(f.attrs["global_symbol"]) for _, f in mod.functions.items()
              if isinstance(f, tvm.tirx.PrimFunc) and "tir_armq.kernel" in f.attrs}
