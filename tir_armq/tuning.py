@@ -267,10 +267,12 @@ def _tune_task(index: int, task: Task, db: TargetDatabase, target: ArmTarget, tr
     known = [db] + [other for other in (base.layers if base else []) if other.path != db.path]
     tvm_target = target.tvm_target()
     progress.task(index, task.name, trials)
-    # Cheap to make (the board guest starts on the first measurement): one pair per task.
-    builder = board_builder(target.isa)
-    runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
+    # One pair per task, made only for a task that measures: the builder's worker processes each
+    # import TVM (a minute for a run that skips every task, before they were made lazily).
+    builder = runner = None
     if remeasure:
+        builder = board_builder(target.isa)
+        runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
         before = db.best_seconds(task.func)
         updated, dropped = _remeasure(db, task, tvm_target, builder, runner, remeasure)
         after = db.best_seconds(task.func)
@@ -292,6 +294,9 @@ def _tune_task(index: int, task: Task, db: TargetDatabase, target: ArmTarget, tr
     if done and not points:
         progress.task_done(f"{have} records stored, skipped")
         return True
+    if builder is None:
+        builder = board_builder(target.isa)
+        runner = _runner(boards, target, cpu, str(task.func.attrs["global_symbol"]))
     work = db.path / ".work" / task.name
     shutil.rmtree(work, ignore_errors=True)  # a previous run's leftovers: that task restarts
     work.mkdir(parents=True)
