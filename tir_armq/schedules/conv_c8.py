@@ -80,8 +80,8 @@ class ConvC8(ScheduleRule):
         if not has_block(sch, "conv"):
             return False
         width = int(sch.get(sch.get_loops("lane_sum")[2]).extent)
-        data = sch.mod["main"].buffer_map[sch.mod["main"].params[0]]
-        return width % PAIR == 0 and int(data.shape[2]) == width
+        source = next(r.source for r in sch.get(sch.get_sblock("conv")).reads if r.source.dtype == "int8")
+        return width % PAIR == 0 and int(source.shape[2]) == width
 
     def design_space(self, sch: s_tir.Schedule, order: str, target: Target,
                      knobs: Decisions, pairs: bool = False) -> s_tir.Schedule:
