@@ -13,6 +13,7 @@ which is what the NEON sequence leaves in lane j of output channel n's int32x4 a
 Two products fit in int16 because the int8 scheme's weights lie in [-127, 127]. That is 8 products
 per multiply instruction, the A72's SIMD multiply limit that XNNPACK's 2x8c8 GEMM also sits at.
 The lane sum `O[n] += sum_j C[n, j]` (ADDP x 6 for 8 channels) closes each pixel's tile.
+The two-pixel step (2x8x16) is XNNPACK's 2x8c8 inner loop: one weight row, both pixels.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tvm.script import tirx as T
 
 K_STEPS = (16, 8)
 OC_TILE, LANES = 8, 4
+PAIR = 2  # pixels of the two-pixel step
 
 
 @dataclass(frozen=True)
@@ -182,10 +184,63 @@ def c8_impl(k: int, ops: C8Ops) -> tirx.PrimFunc:
     return impl
 
 
+def c8_pair_desc() -> tirx.PrimFunc:
+    """Two pixels' 16-channel step (A's rows, a symbolic stride apart) against the same 8 weight rows."""
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        pixel, row, kh_stride, kw_stride = T.int32(), T.int32(), T.int32(), T.int32()
+        c_pixel, c_row = T.int32(), T.int32()
+        A = T.match_buffer(a, (PAIR, 16), "int8", strides=[pixel, 1], offset_factor=1)
+        B = T.match_buffer(b, (OC_TILE, 1, 1, 16), "int8", strides=[row, kh_stride, kw_stride, 1],
+                           offset_factor=1)
+        C = T.match_buffer(c, (PAIR, OC_TILE, LANES), "int32", strides=[c_pixel, c_row, 1], offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:PAIR, 0:OC_TILE, 0:LANES], A[0:PAIR, 0:16], B[0:OC_TILE, 0, 0, 0:16])
+            T.writes(C[0:PAIR, 0:OC_TILE, 0:LANES])
+            for p, n, j, h, e in T.grid(PAIR, OC_TILE, LANES, 2, 2):
+                with T.sblock("update"):
+                    vp, vn, vj, vh, ve = T.axis.remap("SSSRR", [p, n, j, h, e])
+                    C[vp, vn, vj] = C[vp, vn, vj] + T.Cast("int32", A[vp, vh * 8 + vj * 2 + ve]) * T.Cast(
+                        "int32", B[vn, 0, 0, vh * 8 + vj * 2 + ve])
+
+    return desc
+
+
+def c8_pair_impl(ops: C8Ops) -> tirx.PrimFunc:
+    """XNNPACK's 2x8c8 order: each channel's two weight vectors loaded once and used for both
+    pixels right away (one channel at a time keeps 16 accumulators + 8 operands in registers; the
+    same two 1-pixel steps in a row keep all 16 weight vectors live, and LLVM spills)."""
+
+    def products(A: tirx.Buffer, B: tirx.Buffer, p: int, n) -> Expr:
+        return (ops.widening_mul(A.vload([p, 0], "int8x8"), B.vload([n, 0, 0, 0], "int8x8"))
+                + ops.widening_mul(A.vload([p, 8], "int8x8"), B.vload([n, 0, 0, 8], "int8x8")))
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        pixel, row, kh_stride, kw_stride = T.int32(), T.int32(), T.int32(), T.int32()
+        c_pixel, c_row = T.int32(), T.int32()
+        A = T.match_buffer(a, (PAIR, 16), "int8", strides=[pixel, 1], offset_factor=1)
+        B = T.match_buffer(b, (OC_TILE, 1, 1, 16), "int8", strides=[row, kh_stride, kw_stride, 1],
+                           offset_factor=1)
+        C = T.match_buffer(c, (PAIR, OC_TILE, LANES), "int32", strides=[c_pixel, c_row, 1], offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:PAIR, 0:OC_TILE, 0:LANES], A[0:PAIR, 0:16], B[0:OC_TILE, 0, 0, 0:16])
+            T.writes(C[0:PAIR, 0:OC_TILE, 0:LANES])
+            for n in T.unroll(OC_TILE):
+                C[0, n, T.ramp(0, 1, LANES)] = ops.pairwise_accumulate(C.vload([0, n, 0], "int32x4"),
+                                                                       products(A, B, 0, n))
+                C[1, n, T.ramp(0, 1, LANES)] = ops.pairwise_accumulate(C.vload([1, n, 0], "int32x4"),
+                                                                       products(A, B, 1, n))
+
+    return impl
+
+
 def register_c8(prefix: str, ops: C8Ops, lane_sum_name: str) -> dict:
-    """Register `<prefix>_1x8x{16,8}_i8i8i32` (pixels x output channels x input channels) and
-    the lane sums `<lane_sum_name>` and `<lane_sum_name>_2` (two accumulators); returns
-    `{16: name, 8: name, ("lane_sum", 1): name, ("lane_sum", 2): name}`."""
+    """Register `<prefix>_1x8x{16,8}_i8i8i32` and `<prefix>_2x8x16_i8i8i32` (pixels x output
+    channels x input channels) and the lane sums `<lane_sum_name>` and `<lane_sum_name>_2` (two
+    accumulators); returns `{16: name, 8: name, ("pair", 16): name, ("lane_sum", 1): name,
+    ("lane_sum", 2): name}`."""
     from tvm.s_tir import TensorIntrin
 
     names = {}
@@ -193,6 +248,9 @@ def register_c8(prefix: str, ops: C8Ops, lane_sum_name: str) -> dict:
         name = f"{prefix}_1x{OC_TILE}x{k}_i8i8i32"
         TensorIntrin.register(name, c8_desc(k), c8_impl(k, ops))
         names[k] = name
+    name = f"{prefix}_{PAIR}x{OC_TILE}x16_i8i8i32"
+    TensorIntrin.register(name, c8_pair_desc(), c8_pair_impl(ops))
+    names[("pair", 16)] = name
     for sources in (1, 2):
         name = lane_sum_name if sources == 1 else f"{lane_sum_name}_2"
         TensorIntrin.register(name, lane_sum_desc(sources), lane_sum_impl(sources, ops))

@@ -162,22 +162,23 @@ def test_c8_applies_only_to_its_layers():
 # --- the search space (schedules/conv_c8.py) ------------------------------------------------------
 
 def _space_candidates(func, target):
-    """Every candidate of conv_c8's search space: each design space (loop order) replayed with every
-    pixel tile its sampled decision can take (a perfect tile of OW, at most MAX_PIXEL_TILE)."""
+    """Every candidate of conv_c8's search space: each design space (loop order, pixels one or two
+    at a time) replayed with every tile its sampled decision can take (a perfect tile of OW, or of
+    OW / 2 in pairs, of at most MAX_PIXEL_TILE pixels); yields (pixels per tile, schedule)."""
     from tvm import s_tir
 
     from tir_armq.measure.runner import register_intrinsics
-    from tir_armq.schedules.conv_c8 import MAX_PIXEL_TILE
 
     register_intrinsics()
     for space in CONV_C8.rule.design_spaces(s_tir.Schedule(func), target):
         (tile,) = [inst for inst in space.trace.insts if inst.kind.name == "SamplePerfectTile"]
         width = int(np.prod([int(f) for f in space.trace.decisions[tile]]))
-        for px in (f for f in range(1, MAX_PIXEL_TILE + 1) if width % f == 0):
+        pair = 2 if any(inst.kind.name == "Fuse" for inst in space.trace.insts) else 1
+        for f in (f for f in range(1, int(tile.attrs[1]) + 1) if width % f == 0):
             sch = s_tir.Schedule(func)
-            space.trace.with_decision(tile, [width // px, px], remove_postproc=True).apply_to_schedule(
+            space.trace.with_decision(tile, [width // f, f], remove_postproc=True).apply_to_schedule(
                 sch, remove_postproc=True)
-            yield px, sch
+            yield f * pair, sch
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
@@ -230,9 +231,9 @@ def test_c8_tuning_stops_when_the_space_is_measured(tmp_path, board_key):
     from tir_armq.kernels import space_size
     from tir_armq.tuning import Task
 
-    spec, args, expected = _case("k16_oc8", "requantize", seed=13)  # OW = 4: 2 orders x 3 tiles
+    spec, args, expected = _case("k16_oc8", "requantize", seed=13)  # OW = 4: 2 orders x (3 + 2 tiles)
     task = Task(CONV_C8.kernel_name(spec), CONV_C8.build(spec))
-    assert space_size(task.func) == 6
+    assert space_size(task.func) == 10
     # In a process of its own: MetaSchedule's logging set-up fails the second tune_tir of a pytest
     # process ('NoneType' object has no attribute 'format'), and test_tuning_resilience tunes too.
     tune_in_subprocess(f"""
@@ -242,7 +243,7 @@ spec, _, _ = _case("k16_oc8", "requantize", seed=13)
 tune([Task(CONV_C8.kernel_name(spec), CONV_C8.build(spec))], AARCH64_A72, Path({str(tmp_path)!r}), trials=50)
 """)
     db = TargetDatabase(tmp_path, AARCH64_A72)
-    assert 2 <= db.count(task.func) <= 6
+    assert 2 <= db.count(task.func) <= 10
     ex = tvm.compile(db.best_schedule(task.func).mod, target=AARCH64_A72.tvm_target())
     out = run_on_board(ex, CONV_C8.kernel_name(spec), args, key=board_key)[-1]
     np.testing.assert_array_equal(_output(spec, out), expected)

@@ -46,6 +46,10 @@ class ConvC8Im2col(ConvC8):
         sch.reorder(n, oh, tile, column, pixel, oci, j)
         return column
 
+    def pairs_apply(self, sch: s_tir.Schedule) -> bool:
+        """Not measured over packed patches: the spaces stay one per order."""
+        return False
+
     def _pixel_tile(self, sch: s_tir.Schedule, row: s_tir.schedule.LoopRV, target: Target) -> list[int]:
         """Two pixels per step where the patch is at most two 16-byte steps, the row splits in two
         and the ISA has 32 vector registers: the weights of a column (16 registers) stay loaded, and
