@@ -28,6 +28,7 @@ from ..schedules import GavgpoolQ8, RequantizeQ8, VaddQ8
 from ..workloads import add, mean, requantize
 from ..workloads.spec import QuantConvSpec
 from .base import ConvKernel, OpKernel, Operands, with_shift_promise
+from .conv_c2 import ConvC2Kernel
 from .conv_c8 import ConvC8Kernel
 from .conv_int16_lane import ConvInt16LaneKernel
 from .dwconv_int8_mla8 import DwconvInt8Mla8Kernel
@@ -35,9 +36,10 @@ from .dwconv_int16 import DwconvInt16Kernel
 
 DWCONV_INT8_MLA8 = DwconvInt8Mla8Kernel()
 DWCONV_INT16 = DwconvInt16Kernel()
+CONV_C2 = ConvC2Kernel()
 CONV_C8 = ConvC8Kernel()
 CONV_INT16_LANE = ConvInt16LaneKernel()
-CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_INT16_LANE)
+CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_C2, CONV_INT16_LANE)
 
 _NEON_REQUANTIZE = {"aarch64": "SQRDMULH/SQDMULH + SRSHL", "armv7": "VQRDMULH/VQDMULH + VRSHL"}
 VADD_Q8 = OpKernel(add.NAME, "TFLite's 8-bit ADD (its NEON form; the scalar tail of size % 16)",
@@ -109,7 +111,7 @@ def space_size(func: tirx.PrimFunc) -> int | None:
     return rule.space_size(func) if hasattr(rule, "space_size") else None
 
 
-__all__ = ["CONV_C8", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16", "DWCONV_INT8_MLA8",
-           "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
+__all__ = ["CONV_C2", "CONV_C8", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16",
+           "DWCONV_INT8_MLA8", "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
            "by_name", "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
            "with_shift_promise"]

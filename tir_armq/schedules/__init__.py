@@ -3,6 +3,7 @@ gives None for a PrimFunc that is not its variant's, one fixed schedule without 
 instructions when `tunable` is False, and the design spaces MetaSchedule explores when it is True.
 The kernel table (`tir_armq.kernels`) pairs each variant with its rule."""
 
+from .conv_c2 import ConvC2
 from .conv_c8 import ConvC8
 from .conv_int16_lane import ConvInt16Lane
 from .dwconv_int8_mla8 import DwconvInt8Mla8
@@ -11,4 +12,4 @@ from .gavgpool import GavgpoolQ8
 from .requantize import RequantizeQ8
 from .vadd import VaddQ8
 
-__all__ = ["ConvC8", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8", "RequantizeQ8", "VaddQ8"]
+__all__ = ["ConvC2", "ConvC8", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8", "RequantizeQ8", "VaddQ8"]
