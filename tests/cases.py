@@ -110,6 +110,9 @@ CONV_TABLE = {
     "k40_s2_batch2": dict(data_shape=(2, 7, 7, 40), weight_shape=(16, 1, 1, 40), stride=2,
                           data_zero_point=-60),
     "classifier_oc100": dict(data_shape=(1, 1, 1, 64), weight_shape=(100, 1, 1, 64), data_zero_point=3),
+    # conv_c2's: K = 20, channel pairs of pairs but no 8-channel step (conv_c8 does not apply); 5 groups
+    # of 8 output channels, which no wider channel tile divides.
+    "k20_pairs": dict(data_shape=(1, 4, 6, 20), weight_shape=(40, 1, 1, 20), data_zero_point=-5),
 }
 EPILOGUES = ("acc32", "requantize", "residual")
 
