@@ -3,8 +3,8 @@
 Each ISA module exposes `MAC[lanes]` (elementwise int16 MAC), `MAC_LANE[(k, lanes)]` (by-element
 MAC), `REQUANTIZE[(lanes, out_dtype, rounding)]` (TFLite requantize epilogue) and
 `QUANTIZED_ADD[(lanes, dtype)]` (TFLite's 8-bit ADD), `MAC_C8[k]` (the pointwise conv's
-int8 c8 step) with the names of its registered intrinsics, so
-schedules ask by shape.
+int8 c8 step) and `MAC_C2` (its c2 step: output channels in the lanes) with the names of its
+registered intrinsics, so schedules ask by shape.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
 | aarch64_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | SQRDMULH, SRSHL, XTN   |
 | aarch64_neon_qadd_{4,8,16}_{i8,u8}      | TFLite 8-bit ADD                | SQRDMULH, SRSHL, XTN   |
 | aarch64_neon_smull_sadalp_1x8x{16,8}_i8i8i32 | c8: C[8, 4] += 8-bit products of K=16/8 | SMULL, SMLAL .8b, SADALP |
+| aarch64_neon_ld1r_smull_sadalp_1x8x4_i8i8i32 | c2: C[8] += K=4 (2 pairs) x 8 | LD1R, SMULL/SMLAL, SADALP |
 | aarch64_neon_addp_8x4_i32               | O[8] += lane sums of C[8, 4]    | 6 x ADDP               |
 LLVM folds `acc + smull(a, b)` into SMLAL and selects SMLAL2 when both operands are high halves
 of 128-bit registers; the by-element form comes from the lane splat of a loaded int16x4.
@@ -21,6 +22,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .mac_c2 import register_c2
 from .mac_c8 import C8Ops, register_c8
 from .quantized_add import register_quantized_add
 from .requantize import RoundingOps, register_requantize
@@ -64,3 +66,4 @@ C8_OPS = C8Ops(
     pairwise_add=lambda a, b: T.call_llvm_pure_intrin("int32x4", "llvm.aarch64.neon.addp.v4i32", a, b),
 )
 MAC_C8 = register_c8("aarch64_neon_smull_sadalp", C8_OPS, "aarch64_neon_addp_8x4_i32")
+MAC_C2 = register_c2("aarch64_neon_ld1r_smull_sadalp", C8_OPS)  # the c2 step: the c8 step's products and pairwise sums

@@ -8,6 +8,7 @@
 | armv7_neon_requantize[_up|_single]_{4,8,16}_i32{i8,u8} | TFLite requantize, clamp    | VQRDMULH, VRSHL, VMOVN     |
 | armv7_neon_qadd_{4,8,16}_{i8,u8}        | TFLite 8-bit ADD                | VQRDMULH, VRSHL, VMOVN     |
 | armv7_neon_vmull_vpadal_1x8x{16,8}_i8i8i32 | c8: C[8, 4] += 8-bit products | VMULL/VMLAL.S8, VPADAL.S16 |
+| armv7_neon_vld1dup_vmull_vpadal_1x8x4_i8i8i32 | c2: C[8] += K=4 (2 pairs) x 8 | VLD1 {d[]}, VMLAL.S8, VPADAL |
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .mac_c2 import register_c2
 from .mac_c8 import C8Ops, pairwise_add_shuffles, register_c8
 from .quantized_add import register_quantized_add
 from .requantize import RoundingOps, register_requantize
@@ -60,3 +62,4 @@ C8_OPS = C8Ops(
     pairwise_add=pairwise_add_shuffles,  # VPADD is 64-bit only: LLVM picks from the shuffles
 )
 MAC_C8 = register_c8("armv7_neon_vmull_vpadal", C8_OPS, "armv7_neon_lane_sum_8x4_i32")
+MAC_C2 = register_c2("armv7_neon_vld1dup_vmull_vpadal", C8_OPS)  # the c2 step: the c8 step's products and pairwise sums

@@ -12,6 +12,7 @@ from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
 
 from .common import mac_desc, mac_impl, mac_lane_desc, mac_lane_impl
+from .mac_c2 import register_c2
 from .mac_c8 import C8Ops, pairwise_add_shuffles, register_c8
 from .quantized_add import register_quantized_add
 from .requantize import register_requantize
@@ -44,3 +45,4 @@ def _pairwise_accumulate(acc: Expr, p: Expr) -> Expr:
 C8_OPS = C8Ops(widening_mul=lambda a, b: T.Cast("int16x8", a) * T.Cast("int16x8", b),
                pairwise_accumulate=_pairwise_accumulate, pairwise_add=pairwise_add_shuffles)
 MAC_C8 = register_c8("generic_mac_c8", C8_OPS, "generic_lane_sum_8x4_i32")
+MAC_C2 = register_c2("generic_mac_c2", C8_OPS)  # the c2 step: the c8 step's products and pairwise sums

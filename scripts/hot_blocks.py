@@ -6,6 +6,7 @@ weights, the split shift of the requantize).
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --space 1      # design space 1, initial decisions
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --start 7      # tuning.start_points(...)[7]
     python scripts/hot_blocks.py dw3x3_s2_14x14x576 --db tuning_db # the tuned record
+    python scripts/hot_blocks.py conv1x1_s1_28x28x32_to_192 --variant conv_c2   # a variant not selected
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tir_armq.measure.cost import CountingGuest, basic_blocks, export_aarch64
 from tir_armq.measure.mca import _disassemble, _words
 from tir_armq.networks import NETWORKS, network_layers
 from tir_armq.targets import AARCH64_A72
-from tir_armq.kernels import design_spaces
+from tir_armq.kernels import by_name, design_spaces
 from tir_armq.tuning import start_points
 
 
@@ -33,6 +34,7 @@ def main() -> None:
     p.add_argument("--space", type=int, help="design space index (initial decisions) instead of the fixed schedule")
     p.add_argument("--start", type=int, help="a tuning start point (design spaces and their inlined-stage variants)")
     p.add_argument("--db", help="use the tuned record of this database root (tir_armq/tuning_db: the shipped one)")
+    p.add_argument("--variant", help="this conv variant instead of the one a build selects (e.g. conv_c2)")
     p.add_argument("--top", type=int, default=8, help="blocks to list (default 8)")
     p.add_argument("--asm", type=int, default=2, help="blocks to disassemble (default 2)")
     args = p.parse_args()
@@ -41,6 +43,12 @@ def main() -> None:
     if layer is None:
         raise SystemExit(f"no layer {args.layer} in {args.network}")
     spec, kernel, arrays = layer.as_built()
+    if args.variant:
+        spec, inputs = layer.as_built_spec()
+        kernel = by_name(args.variant)
+        if not kernel.applies(spec, inputs[1]):
+            raise SystemExit(f"{args.variant} does not apply to {layer.name}")
+        arrays = kernel.arguments(spec, *inputs)
     func = kernel.build(spec)
     target = AARCH64_A72.tvm_target()
     if args.db:

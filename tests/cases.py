@@ -120,6 +120,9 @@ CONV_TABLE = {
                            padding=(0, 1, 1, 0), data_zero_point=-100),
     "cin5_dilated_w_valid": dict(data_shape=(1, 9, 10, 5), weight_shape=(12, 3, 3, 5), dilation=(1, 2),
                                  data_zero_point=9),
+    # conv_c2's: K = 20, channel pairs of pairs but no 8-channel step (conv_c8 does not apply); 5 groups
+    # of 8 output channels, which no wider channel tile divides.
+    "k20_pairs": dict(data_shape=(1, 4, 6, 20), weight_shape=(40, 1, 1, 20), data_zero_point=-5),
 }
 EPILOGUES = ("acc32", "requantize", "residual")
 

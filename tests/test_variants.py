@@ -82,7 +82,13 @@ def test_tflite_int8_layers_take_the_8bit_variants():
     """Preference order: the int8 scheme's variants first, the int16 ones for everything else."""
     dw = layer_spec("dw", DEPTHWISE_TABLE["mnv2_3x3_s1"], "requantize")
     assert select(dw) is DWCONV_INT8_MLA8
-    assert select(layer_spec("conv", CONV_TABLE["pointwise_1x1"], "requantize")).name == "conv_c8"
+    # conv_c2 first up to K = 384 (kernels.C2_MAX_INPUT_CHANNELS), conv_c8 above
+    assert select(layer_spec("conv", CONV_TABLE["pointwise_1x1"], "requantize")).name == "conv_c2"
+    from tir_armq.workloads import conv_spec
+
+    assert select(conv_spec((1, 7, 7, 576), (160, 1, 1, 576), output_dtype="int8")).name == "conv_c8"
+    # a residual input with channels not a multiple of 8 cannot be padded: not conv_c2, whatever K
+    assert select(conv_spec((1, 4, 4, 16), (12, 1, 1, 16), output_dtype="int8", residual=True)).name != "conv_c2"
     assert select(layer_spec("dw", DEPTHWISE_TABLE["uint8_asymmetric"], "acc32")).name == "dwconv_int16"
     import numpy as np
 

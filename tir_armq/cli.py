@@ -53,11 +53,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     builtin=not args.no_builtin)
         return 0
     networks = sorted(NETWORKS) if args.network == "all" else [args.network]
+    _check_layer_names(args.layers, networks)
     kinds = ["depthwise", "conv"] if args.kind == "all" else [args.kind]
     tvm_default = () if args.no_tvm_default else tuple(args.tvm_default)
     run_bench(networks, kinds, cpu=args.cpu, trials=args.trials, tvm_default=tvm_default,
-              xnnpack=not args.no_xnnpack, out_dir=Path(args.out), db_roots=db_roots(args))
+              xnnpack=not args.no_xnnpack, out_dir=Path(args.out), db_roots=db_roots(args),
+              layers=tuple(args.layers or ()))
     return 0
+
+
+def _check_layer_names(names: list[str] | None, networks: list[str]) -> None:
+    """A `--layers` name that no layer of the networks has is a typo, not an empty selection."""
+    from tir_armq.networks import network_layers
+
+    known = {layer.name for net in networks for layer in network_layers(net)}
+    unknown = sorted(set(names or ()) - known)
+    if unknown:
+        raise SystemExit(f"--layers: no layer {', '.join(unknown)} in {', '.join(networks)}")
 
 
 # ---------------------------------------------------------------------------- tune
@@ -74,8 +86,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         tasks = model_tasks(Path(args.model))
     else:
         layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
+        layers = [layer for layer in layers if not args.layers or layer.name in args.layers]
+        _check_layer_names(args.layers, [args.network])
         if args.epilogue == "int8":  # as a model build runs the layers: requantize fused
-            tasks = [task for layer in layers for task in as_built_tasks(layer)]
+            variant = None if args.variant == "all" else args.variant
+            tasks = [task for layer in layers for task in as_built_tasks(layer, variant)]
         else:
             tasks = [task for layer in layers for task in layer_tasks(layer)]
         if args.variant != "all":
@@ -167,7 +182,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=64,
                    help="candidates per workload (default 64; 0: the design spaces' start points only)")
     p.add_argument("--variant", default="all", choices=[k.name for k in CONV_KERNELS] + ["all"],
-                   help="only this kernel variant (default: every variant that applies and has a search space)")
+                   help="only this kernel variant (default: every variant that applies and has a search space; "
+                   "with --epilogue int8: the layers on this variant where it applies, preferred or not)")
+    p.add_argument("--layers", nargs="+", metavar="LAYER",
+                   help="only these layers of --network, by name (e.g. conv1x1_s1_14x14x96_to_576)")
     p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
                    help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")
     p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db; "
@@ -188,6 +206,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "LiteRT + XNNPACK and LiteRT builtin, by op group (instead of --network's layers)")
     p.add_argument("--no-builtin", action="store_true", help="with --model: leave out LiteRT's builtin kernels")
     p.add_argument("--kind", default="all", choices=["depthwise", "conv", "all"])
+    p.add_argument("--layers", nargs="+", metavar="LAYER",
+                   help="only these layers of the networks, by name (e.g. conv1x1_s1_14x14x96_to_576)")
     p.add_argument("--cpu", default="cortex-a72", choices=["cortex-a72", "cortex-a53"], help="llvm-mca model")
     p.add_argument("--trials", type=int, default=32, help="trial budget of TVM's default space (default 32)")
     p.add_argument("--no-tvm-default", action="store_true", help="skip TVM's default space (it tunes)")

@@ -22,7 +22,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
 from .database import LayeredDatabase, TargetDatabase, replayed, schedule_of_copy
-from .kernels import applicable, design_spaces, space_size
+from .kernels import ConvKernel, applicable, by_name, design_spaces, space_size
 from .measure.mca import CPU_MODELS
 from .measure.runner import Armv7CycleEstimateRunner, CycleEstimateRunner, board_builder, register_intrinsics
 from .networks import Layer
@@ -62,10 +62,17 @@ def layer_tasks(layer: Layer) -> list[Task]:
     return [task for task in tasks if tunable(task.func)]
 
 
-def as_built_tasks(layer: Layer) -> list[Task]:
+def as_built_tasks(layer: Layer, variant: str | None = None) -> list[Task]:
     """The layer as a model build runs it (`Layer.as_built`); a variant with one schedule too (its
-    record is that schedule, measured)."""
-    spec, kernel, _ = layer.as_built()
+    record is that schedule, measured). `variant`: the layer as built on that variant instead of the
+    one a build selects (none where it does not apply), to tune a variant the table does not prefer."""
+    if variant is None:
+        spec, kernel, _ = layer.as_built()
+        return [Task(kernel.kernel_name(spec), kernel.build(spec))]
+    spec, inputs = layer.as_built_spec()
+    kernel = by_name(variant)
+    if not isinstance(kernel, ConvKernel) or not kernel.applies(spec, inputs[1]):
+        return []
     return [Task(kernel.kernel_name(spec), kernel.build(spec))]
 
 

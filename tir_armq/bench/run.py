@@ -26,13 +26,16 @@ def run_bench(
     xnnpack: bool = True,
     out_dir: Path = Path("bench_out"),
     db_roots: tuple = (SHIPPED,),
+    layers: tuple[str, ...] = (),
 ) -> list[Row]:
     """Measure, print progress and the table, write table.txt / results.json / cycles.png. Our
-    kernels take their records from `db_roots` (first that has one; `()`: fixed schedules)."""
+    kernels take their records from `db_roots` (first that has one; `()`: fixed schedules).
+    `layers`: only the layers of these names (all when empty)."""
     model = CPU_MODELS[cpu]
     db = build_databases(AARCH64_A72, db_roots, sys.stderr)
     cache = BlockCostCache(model)
-    work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)]
+    work = [(net, layer, n) for net in networks for kind in kinds for layer, n in distinct_layers(net, kind)
+            if not layers or layer.name in layers]
     rows: list[Row] = []
     measured: dict = {}  # a layer shared by both networks is measured once
     sources: dict = {}  # where our kernels came from ("fixed:<variant>", "tuned:<variant>"), the kernel name

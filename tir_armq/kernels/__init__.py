@@ -8,6 +8,7 @@ Conv variants, in order of preference (a model build takes the first that applie
 | `dwconv_int16`     | depthwise, zero points subtracted, int16 | every depthwise layer                   |
 | `conv_c8`          | 1x1 conv / FC, XNNPACK's c8 GEMM step    | as above; 1x1, unpadded, K % 8 == 0     |
 | `conv_c8_im2col`   | KxK conv: packed patches, the c8 step    | as above; KH * KW > 1                   |
+| `conv_c2`          | 1x1 conv / FC, output channels in lanes  | as above, K % 4 == 0; first for K <= 384|
 | `conv_int16_lane`  | dense conv, by-element int16 MAC         | every dense conv                        |
 
 Each is a `ConvKernel` (`base.py`): `applies(spec, weight)`, `prepare(spec, weight, bias,
@@ -29,6 +30,7 @@ from ..schedules import GavgpoolQ8, RequantizeQ8, VaddQ8
 from ..workloads import add, mean, requantize
 from ..workloads.spec import QuantConvSpec
 from .base import ConvKernel, OpKernel, Operands, with_shift_promise
+from .conv_c2 import ConvC2Kernel
 from .conv_c8 import ConvC8Kernel
 from .conv_c8_im2col import ConvC8Im2colKernel
 from .conv_int16_lane import ConvInt16LaneKernel
@@ -37,10 +39,11 @@ from .dwconv_int16 import DwconvInt16Kernel
 
 DWCONV_INT8_MLA8 = DwconvInt8Mla8Kernel()
 DWCONV_INT16 = DwconvInt16Kernel()
+CONV_C2 = ConvC2Kernel()
 CONV_C8 = ConvC8Kernel()
 CONV_C8_IM2COL = ConvC8Im2colKernel()
 CONV_INT16_LANE = ConvInt16LaneKernel()
-CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_C8_IM2COL,
+CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_C2, CONV_C8_IM2COL,
                                         CONV_INT16_LANE)
 
 _NEON_REQUANTIZE = {"aarch64": "SQRDMULH/SQDMULH + SRSHL", "armv7": "VQRDMULH/VQDMULH + VRSHL"}
@@ -72,9 +75,27 @@ def applicable(spec: QuantConvSpec, weight: np.ndarray | None = None) -> list[Co
     return [kernel for kernel in CONV_KERNELS if kernel.applies(spec, weight)]
 
 
+# conv_c2 before conv_c8 up to this many input channels (every MobileNet pointwise layer below K = 512).
+# A72 estimate, as built (int8 out), conv_c8's best (shipped record, else fixed) -> conv_c2 fixed,
+# cycles/MAC (scripts/compare_variants.py): K = 8: 48x48x8->48 0.330 -> 0.266, 24x24x8->48 0.349 ->
+# 0.284; K = 16: 112x112x16->96 0.192 -> 0.195, 12x12x16->96 0.334 -> 0.220; K = 24: 56x56x24->144
+# 0.172 -> 0.172; K = 32: 28x28x32->192 0.179 -> 0.162, 112x112x32->16 0.170 -> 0.175, 112x112x32->64
+# 0.157 -> 0.174; K = 64..384: 56x56x96->24 0.186 -> 0.138, 14x14x96->576 0.186 -> 0.138,
+# 56x56x144->24 0.166 -> 0.134, 7x7x160->960 0.162 -> 0.143, 56x56x64->128 0.149 -> 0.154; K >= 512:
+# 7x7x960->160 0.133 -> 0.144, 7x7x576->160 0.137 -> 0.145, 7x7x1024->1024 0.132 -> 0.136. conv_c8
+# pays its lane sums (ADDP) per 8-channel x 1-pixel tile, conv_c2 none; at K >= 512 both inner loops
+# run at the SMULL/SMLAL limit and conv_c2's one-pixel tile of an odd row (7x7: 32 weight loads per
+# two LD1R) loses.
+C2_MAX_INPUT_CHANNELS = 384
+
+
 def select(spec: QuantConvSpec, weight: np.ndarray | None = None) -> ConvKernel:
-    """The variant a model build runs `spec` on: the first that applies."""
-    return applicable(spec, weight)[0]
+    """The variant a model build runs `spec` on: the first that applies, except conv_c2 before
+    conv_c8 for K <= `C2_MAX_INPUT_CHANNELS` (no lane sum per tile: see the numbers above)."""
+    kernels = applicable(spec, weight)
+    if CONV_C2 in kernels and spec.data_shape[3] <= C2_MAX_INPUT_CHANNELS:
+        return CONV_C2
+    return kernels[0]
 
 
 def kernel_name(spec: QuantConvSpec, variant: ConvKernel) -> str:
@@ -113,7 +134,8 @@ def space_size(func: tirx.PrimFunc) -> int | None:
     return rule.space_size(func) if hasattr(rule, "space_size") else None
 
 
-__all__ = ["CONV_C8", "CONV_C8_IM2COL", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16",
+CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_C2, CONV_C8_IM2COL,
+                                        CONV_INT16_LANE)
            "DWCONV_INT8_MLA8", "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
            "by_name", "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
            "with_shift_promise"]
