@@ -134,8 +134,7 @@ def space_size(func: tirx.PrimFunc) -> int | None:
     return rule.space_size(func) if hasattr(rule, "space_size") else None
 
 
-CONV_KERNELS: tuple[ConvKernel, ...] = (DWCONV_INT8_MLA8, DWCONV_INT16, CONV_C8, CONV_C2, CONV_C8_IM2COL,
-                                        CONV_INT16_LANE)
+__all__ = ["CONV_C2", "CONV_C8", "CONV_C8_IM2COL", "CONV_INT16_LANE", "CONV_KERNELS", "ConvKernel", "DWCONV_INT16",
            "DWCONV_INT8_MLA8", "GAVGPOOL_Q8", "KERNELS", "OpKernel", "Operands", "REQUANTIZE_Q8", "VADD_Q8", "applicable",
            "by_name", "design_spaces", "fixed_schedule", "kernel_name", "select", "space_size", "variant_of",
            "with_shift_promise"]
