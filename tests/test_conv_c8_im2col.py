@@ -17,7 +17,7 @@ from tvm import s_tir
 from cases import Case
 from runners import run_host
 from tir_armq.build import assembly
-from tir_armq.kernels import CONV_C8, CONV_C8_IM2COL, CONV_INT16_LANE, select
+from tir_armq.kernels import CONV_C2, CONV_C8, CONV_C8_IM2COL, CONV_INT16_LANE, select
 from tir_armq.networks import NETWORKS
 from tir_armq.reference import reference_output
 from tir_armq.schedules.conv_c8 import MAX_PIXEL_TILE
@@ -81,11 +81,12 @@ def test_stem_packs_its_27_bytes_as_three_8_byte_rows():
 
 
 def test_kxk_int8_layers_take_conv_c8_im2col():
-    """Order of preference: conv_c8 for pointwise layers, conv_c8_im2col for every other dense conv of
-    TFLite's int8 scheme (the stem among them), conv_int16_lane for the rest."""
+    """Order of preference: conv_c2 / conv_c8 for pointwise layers, conv_c8_im2col for every other
+    dense conv of TFLite's int8 scheme (the stem among them), conv_int16_lane for the rest."""
     assert select(STEM) is CONV_C8_IM2COL
-    assert select(conv_spec((1, 4, 4, 16), (8, 1, 1, 16))) is CONV_C8
-    assert select(conv_spec((1, 4, 4, 12), (8, 1, 1, 12))) is CONV_INT16_LANE  # 1x1: not a KxK conv
+    assert select(conv_spec((1, 4, 4, 16), (8, 1, 1, 16))) is CONV_C2
+    assert select(conv_spec((1, 4, 4, 576), (8, 1, 1, 576))) is CONV_C8
+    assert select(conv_spec((1, 4, 4, 10), (8, 1, 1, 10))) is CONV_INT16_LANE  # 1x1: not a KxK conv
     kxk = dict(data_shape=(1, 6, 6, 5), weight_shape=(12, 3, 1, 5), padding="VALID", data_zero_point=100)
     assert CONV_C8_IM2COL.applies(conv_spec(**kxk))
     assert not CONV_C8_IM2COL.applies(conv_spec(**kxk, weight_zero_point=1))
