@@ -19,6 +19,7 @@ from tir_armq.paths import board_dir
 
 QEMU_CPU = "cortex-a72"  # matches the Cortex-A72 /proc/cpuinfo that setup.sh writes
 GUEST_PYTHON = "usr/bin/python3.11"
+BOARD_CORES = 4  # a Raspberry Pi 3 or 4 (the cpuinfo written below lists as many processors)
 # Other boards' CPUs, as /proc/cpuinfo names them (part, revision): a Raspberry Pi 3's Cortex-A53 r0p4.
 _CPU_PARTS = {"cortex-a53": ("0xd03", 4)}
 
@@ -87,7 +88,8 @@ class Guest:
         part, revision = _CPU_PARTS[cpu]
         core = (f"BogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
                 f"CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: {part}\nCPU revision\t: {revision}\n\n")
-        _write_if_changed(prefix / "proc" / "cpuinfo", "".join(f"processor\t: {i}\n{core}" for i in range(4)))
+        cpuinfo = "".join(f"processor\t: {i}\n{core}" for i in range(BOARD_CORES))
+        _write_if_changed(prefix / "proc" / "cpuinfo", cpuinfo)
         return prefix
 
     def qemu_argv(self) -> list[str]:
@@ -108,9 +110,11 @@ class Guest:
             # Hash randomisation changes dict layouts and so instruction counts between runs.
             "PYTHONHASHSEED": "0",
             "OPENBLAS_NUM_THREADS": "1",
-            # One thread, as the benchmark compares (XNNPACK runs with num_threads=1): kernels with
-            # parallel loops would otherwise spin worker threads whose counts depend on timing.
-            "TVM_NUM_THREADS": "1",
+            # TVM's thread pool: as many workers as the board has cores (a guest picks how many a run
+            # uses: kernel_guest.set_threads), and workers that sleep when idle instead of spinning,
+            # so that no waiting code runs for as long as host timing makes it.
+            "TVM_NUM_THREADS": str(BOARD_CORES),
+            "TVM_THREAD_POOL_SPIN_COUNT": "0",
             # Load only libtvm_runtime.so under qemu (the compiler library is 240 MB and not needed).
             "TVM_USE_RUNTIME_LIB": "1",
             "TIR_ARMQ_GUEST_PYTHON": str(self.launcher),

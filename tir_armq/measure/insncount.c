@@ -11,7 +11,7 @@
  * Built against qemu-plugin.h of qemu 7.2 (plugin API v1; this file needs no glib):
  *   gcc -O2 -Wall -fPIC -shared -I<qemu-src>/include/qemu -o libinsncount.so insncount.c -lpthread
  * Used as:
- *   qemu-aarch64 -plugin libinsncount.so,out=FILE[,blocks=region|all|none][,bytes=on] prog ...
+ *   qemu-aarch64 -plugin libinsncount.so,out=FILE[,blocks=region|all|none][,bytes=on][,threads=on] prog ...
  *
  * Marking a region from the guest: a syscall no real program makes, so that no guest-side support
  * library is needed and any language can do it (Python: os.lseek(-1, 0x1C0DE001, 0)):
@@ -47,13 +47,18 @@
  *   region I N               (R lines, in marking order)
  *   blocks M
  *   block 0xADDR INSNS EXECS_IN_REGIONS EXECS_TOTAL [HEX]   (HEX only with bytes=on)
+ *   threads 0xADDR INSNS E0 E1 ... E7 EX  (only with threads=on, right after its block line): the
+ *                            block's executions inside regions per guest thread, by vCPU index
+ *                            (0: the thread that started the program; EX: vCPUs 8 and up, shared)
  *
  * Known limits, all outside what the measurements here do:
  *   - A TB that stops part-way (a guest fault in its middle, or qemu restarting an instruction after
  *     a write to a page that also holds translated code) is still counted whole.
- *   - With several guest threads, the region flag is process-wide: other threads' instructions are
- *     counted while it is set, and how many that is depends on host timing. Keep measured code on
- *     one thread (OPENBLAS_NUM_THREADS=1, one TVM worker); `vcpus_used` shows when that failed.
+ *   - With several guest threads, the region flag is process-wide: every thread's instructions are
+ *     counted while it is set. Code that waits (spins) runs for as long as host timing makes it:
+ *     a multi-thread measurement must tell waiting blocks from work (threads=on gives the per-thread
+ *     executions of each block for that) or keep waiting code from running (TVM's thread pool with
+ *     TVM_THREAD_POOL_SPIN_COUNT=0 sleeps instead of spinning).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -79,6 +84,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
  * small (qemu reuses freed ones); any beyond the table share one slot updated atomically, which is
  * slower but still exact. */
 #define MAX_VCPUS 256
+#define THREAD_SLOTS 8 /* per-block per-thread counts: vCPUs 0..7, then one shared slot */
 
 typedef struct {
     uint64_t insns;     /* all instructions this vCPU executed */
@@ -102,6 +108,7 @@ typedef struct {
     uint64_t code_hash;
     uint64_t execs_in_region; /* updated atomically: several vCPUs may run the same block */
     uint64_t execs_total;
+    uint64_t execs_by_thread[THREAD_SLOTS + 1]; /* in regions; only counted with threads=on */
     uint8_t code[]; /* n_bytes of guest machine code */
 } Block;
 
@@ -125,6 +132,7 @@ static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *out_path;
 enum { BLOCKS_NONE, BLOCKS_REGION, BLOCKS_ALL } blocks_mode = BLOCKS_REGION;
 static bool write_bytes;
+static bool per_thread;
 static int64_t lseek_nr = -1;   /* lseek(fd, off, whence): aarch64 62, arm 19 */
 static int64_t llseek_nr = -1;  /* _llseek(fd, off_hi, off_lo, result, whence): arm 140 */
 
@@ -225,6 +233,10 @@ static void on_tb_exec(unsigned int vcpu_index, void *udata)
         if (region_open) {
             v->in_region += b->n_insns;
             __atomic_fetch_add(&b->execs_in_region, 1, __ATOMIC_RELAXED);
+            if (per_thread) {
+                unsigned slot = vcpu_index < THREAD_SLOTS ? vcpu_index : THREAD_SLOTS;
+                __atomic_fetch_add(&b->execs_by_thread[slot], 1, __ATOMIC_RELAXED);
+            }
         }
     } else {
         VcpuCount *v = &vcpus[MAX_VCPUS];
@@ -232,6 +244,9 @@ static void on_tb_exec(unsigned int vcpu_index, void *udata)
         if (region_open) {
             __atomic_fetch_add(&v->in_region, b->n_insns, __ATOMIC_RELAXED);
             __atomic_fetch_add(&b->execs_in_region, 1, __ATOMIC_RELAXED);
+            if (per_thread) {
+                __atomic_fetch_add(&b->execs_by_thread[THREAD_SLOTS], 1, __ATOMIC_RELAXED);
+            }
         }
     }
     __atomic_fetch_add(&b->execs_total, 1, __ATOMIC_RELAXED);
@@ -424,6 +439,13 @@ static void write_report(FILE *f)
             }
         }
         fputc('\n', f);
+        if (per_thread) {
+            fprintf(f, "threads 0x%" PRIx64 " %u", b->vaddr, b->n_insns);
+            for (int t = 0; t <= THREAD_SLOTS; t++) {
+                fprintf(f, " %" PRIu64, b->execs_by_thread[t]);
+            }
+            fputc('\n', f);
+        }
     }
     free(list);
 }
@@ -470,6 +492,9 @@ static void flush_report(void)
     for (size_t i = 0; i < table_size; i++) {
         if (table[i]) {
             __atomic_store_n(&table[i]->execs_in_region, 0, __ATOMIC_RELAXED);
+            for (int t = 0; t <= THREAD_SLOTS; t++) {
+                __atomic_store_n(&table[i]->execs_by_thread[t], 0, __ATOMIC_RELAXED);
+            }
         }
     }
     pthread_mutex_unlock(&blocks_lock);
@@ -515,6 +540,11 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
         } else if (klen == 5 && strncmp(a, "bytes", 5) == 0) {
             if (!qemu_plugin_bool_parse("bytes", val, &write_bytes)) {
                 fprintf(stderr, "insncount: bytes=%s (want on or off)\n", val);
+                return -1;
+            }
+        } else if (klen == 7 && strncmp(a, "threads", 7) == 0) {
+            if (!qemu_plugin_bool_parse("threads", val, &per_thread)) {
+                fprintf(stderr, "insncount: threads=%s (want on or off)\n", val);
                 return -1;
             }
         } else {

@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tir_armq.paths import board_dir
@@ -97,6 +97,8 @@ class Block:
     execs_in_regions: int
     execs_total: int
     code: bytes = b""  # machine code, only when the plugin ran with bytes=on
+    # executions in regions per guest thread (vCPU 0..7, then all others), only with threads=on
+    execs_by_thread: tuple[int, ...] = ()
 
 
 @dataclass
@@ -138,6 +140,14 @@ def parse_counts(path: Path | str) -> Counts:
             elif parts[0] == "block":
                 code = bytes.fromhex(parts[5]) if len(parts) > 5 else b""
                 block_list.append(Block(int(parts[1], 16), int(parts[2]), int(parts[3]), int(parts[4]), code))
+            elif parts[0] == "threads":
+                last = block_list[-1]
+                if (int(parts[1], 16), int(parts[2])) != (last.addr, last.insns):
+                    raise ValueError("a threads line that does not follow its block")
+                by_thread = tuple(int(x) for x in parts[3:])
+                if sum(by_thread) != last.execs_in_regions:
+                    raise ValueError("per-thread executions do not add up to the block's")
+                block_list[-1] = replace(last, execs_by_thread=by_thread)
             else:
                 scalars[parts[0]] = int(parts[1])
         except (IndexError, ValueError) as e:
@@ -173,8 +183,9 @@ def merge_counts(parts: list[Counts]) -> Counts:
         for b in part.block_list:
             key = (b.addr, b.insns, b.code)
             old = merged.get(key)
-            merged[key] = b if old is None else Block(b.addr, b.insns, old.execs_in_regions + b.execs_in_regions,
-                                                      max(old.execs_total, b.execs_total), b.code)
+            merged[key] = b if old is None else Block(
+                b.addr, b.insns, old.execs_in_regions + b.execs_in_regions, max(old.execs_total, b.execs_total),
+                b.code, tuple(x + y for x, y in zip(old.execs_by_thread, b.execs_by_thread)))
     block_list = sorted(merged.values(), key=lambda b: (b.addr, b.insns))
     blocks: dict[int, tuple[int, int]] = {}
     for b in block_list:
@@ -195,6 +206,7 @@ def run_counted(
     cwd: Path | str | None = None,
     blocks: str = "region",
     code_bytes: bool = False,
+    per_thread: bool = False,
     timeout: float | None = None,
 ) -> Counts:
     """Run the guest program `argv` under qemu with the counting plugin and return its counts.
@@ -209,6 +221,7 @@ def run_counted(
     with tempfile.TemporaryDirectory(prefix="insncount.") as tmp:
         out = Path(tmp) / "counts.txt"
         opts = [str(so), f"out={out}", f"blocks={blocks}"] + (["bytes=on"] if code_bytes else [])
+        opts += ["threads=on"] if per_thread else []
         cmd = [qemu_bin, "-cpu", cpu]
         if sysroot is not None:
             cmd += ["-L", str(sysroot)]

@@ -1,0 +1,84 @@
+"""The multi-thread cost (`tir_armq.measure.threads`) on a parallel loop whose split is known: N equal
+rows on T threads of TVM's pool cost ceil(N/T)/N of one thread's work, plus the launch's overhead;
+the same run twice gives the same numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tvm
+from tvm.script import tirx as T
+
+from tir_armq.board.guest import BOARD_CORES
+from tir_armq.measure.cost import export_aarch64, measure_kernel
+from tir_armq.measure.mca import CORTEX_A72
+from tir_armq.measure.threads import measure_threaded
+from tir_armq.targets import AARCH64_A72
+
+ROWS, COLS = 12, 2048
+# A launch's fork and join as the estimate sees them (the pool's code on the launching thread,
+# the tasks' calls): measured 1.5-3.5 k cycles for 2-4 threads; the bound keeps it from hiding work.
+MAX_OVERHEAD = 6000
+
+
+@T.prim_func(s_tir=True)
+def rows_plus_one(a: T.Buffer((ROWS, COLS), "int32"), b: T.Buffer((ROWS, COLS), "int32")):
+    T.func_attr({"global_symbol": "rows_plus_one", "tirx.noalias": True})
+    for i in T.parallel(ROWS):
+        for j in range(COLS):
+            with T.sblock("b"):
+                vi, vj = T.axis.remap("SS", [i, j])
+                b[vi, vj] = a[vi, vj] + 1
+
+
+@pytest.fixture(scope="module")
+def parallel_rows(tmp_path_factory):
+    guest = pytest.importorskip("tir_armq.board.guest").Guest.default()
+    if not guest.sysroot.exists():
+        pytest.skip("emulated board not set up: run scripts/setup.sh")
+    executable = tvm.compile(tvm.IRModule({"rows_plus_one": rows_plus_one}), target=AARCH64_A72.tvm_target())
+    library = export_aarch64(executable, tmp_path_factory.mktemp("threads"))
+    a = np.arange(ROWS * COLS, dtype=np.int32).reshape(ROWS, COLS)
+    return library, [a, np.zeros_like(a)]
+
+
+_COSTS: dict[int, object] = {}
+
+
+def _cost(parallel_rows, threads, fresh=False):
+    """A guest run costs ~15 s: each thread count is measured once per session unless `fresh`."""
+    library, args = parallel_rows
+    if fresh or threads not in _COSTS:
+        _COSTS[threads] = measure_threaded(library, "rows_plus_one", args, threads=threads, model=CORTEX_A72,
+                                           calls=2)
+    return _COSTS[threads]
+
+
+def test_one_thread_is_the_single_thread_cost(parallel_rows):
+    library, args = parallel_rows
+    one = _cost(parallel_rows, 1)
+    single = measure_kernel(library, "rows_plus_one", args, calls=2)
+    assert one.launches == 0
+    # The two guests differ in their command lines, which moves the Python call path around the
+    # kernel by ~10 instructions.
+    assert one.cycles == pytest.approx(single.cycles, rel=1e-3)
+    assert one.instructions == pytest.approx(single.instructions, rel=1e-3)
+
+
+@pytest.mark.parametrize("threads", [pytest.param(2, marks=pytest.mark.slow), 3, BOARD_CORES])
+def test_equal_rows_split_over_threads(parallel_rows, threads):
+    one = _cost(parallel_rows, 1)
+    cost = _cost(parallel_rows, threads)
+    share = math.ceil(ROWS / threads) / ROWS
+    overhead = cost.cycles - share * one.cycles
+    assert cost.launches == 1 and cost.threads == threads
+    assert 0 < overhead < MAX_OVERHEAD, (threads, cost.cycles, share * one.cycles)
+    # The work is the same whichever thread does it: total instructions stay within the overhead.
+    assert abs(cost.instructions - one.instructions) < MAX_OVERHEAD
+
+
+def test_two_runs_same_numbers(parallel_rows):
+    a, b = _cost(parallel_rows, BOARD_CORES), _cost(parallel_rows, BOARD_CORES, fresh=True)
+    assert (a.cycles, a.instructions) == (b.cycles, b.instructions)
