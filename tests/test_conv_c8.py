@@ -221,6 +221,7 @@ def test_c8_space_tile_shares_weight_loads():
     assert per_smull[2] <= 0.7 * per_smull[1] and per_smull[4] <= 0.7 * per_smull[2], per_smull
 
 
+@pytest.mark.slow  # ~4 min on 2 cores: keeps the default run under 30 minutes
 @pytest.mark.board
 def test_c8_tuning_stops_when_the_space_is_measured(tmp_path, board_key):
     """A budget beyond the space's size: the run measures every candidate once and ends (MetaSchedule

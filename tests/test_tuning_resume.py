@@ -34,6 +34,7 @@ def _padded_with_a_constant(func):
     return tvm.script.parse(text)
 
 
+@pytest.mark.slow  # ~3.5 min on 2 cores: keeps the default run under 30 minutes
 def test_a_design_space_added_since_the_last_run_gets_its_start_points_measured(tmp_path, monkeypatch):
     # trials=0: start points only, so no MetaSchedule search runs (what this test is not about).
     task = _task(SPEC)
