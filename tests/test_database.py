@@ -75,6 +75,33 @@ def test_foreign_record_inside_a_folder_is_never_served(tmp_path):
     assert reopened.best_schedule(FUNC) is None
 
 
+def test_records_are_kept_apart_per_thread_count(tmp_path):
+    four = AARCH64_A72.with_threads(4)
+    assert four.tvm_target().attrs["num-cores"] == 4 and AARCH64_A72.tvm_target().attrs["num-cores"] == 1
+    _db_with_record(tmp_path, AARCH64_A72)
+    with pytest.raises(DatabaseError, match="no tuning database"):
+        TargetDatabase(tmp_path, four)
+    # A one-thread record copied into the four-thread folder is never served there.
+    TargetDatabase(tmp_path, four, create=True)
+    for name in (WORKLOADS_FILE, RECORDS_FILE):
+        shutil.copy(tmp_path / AARCH64_A72.db_name / name, tmp_path / four.db_name / name)
+    assert TargetDatabase(tmp_path, four).records(FUNC) == []
+    with pytest.raises(ValueError, match="threads"):
+        AARCH64_A72.with_threads(0)
+
+
+def test_records_made_before_thread_counts_serve_one_thread(tmp_path):
+    """Records of the time every target said num-cores 4 (all kernels on one thread, the shipped
+    ones among them) still serve the one-thread target, and only it."""
+    db = _db_with_record(tmp_path)
+    for name in ("target.json", RECORDS_FILE):
+        path = db.path / name
+        path.write_text(path.read_text().replace('"num-cores":1', '"num-cores":4')
+                        .replace('\\"num-cores\\":1', '\\"num-cores\\":4'))
+    assert '"num-cores\\":4' in (db.path / "target.json").read_text()
+    assert TargetDatabase(tmp_path, AARCH64_A72).best_seconds(FUNC) == pytest.approx(1e-5)
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_corrupt_file_is_named_and_left_untouched(tmp_path, damage):
     db = _db_with_record(tmp_path)

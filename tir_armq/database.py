@@ -57,6 +57,17 @@ def _target_key(target: tvm.target.Target) -> str:
     return str(target)
 
 
+def _legacy_key(target: tvm.target.Target) -> str | None:
+    """The key records of a one-thread target had before thread counts were kept apart: every
+    target then said num-cores 4 and all kernels ran on one thread."""
+    key = _target_key(target)
+    return key.replace('"num-cores":1,', '"num-cores":4,') if '"num-cores":1,' in key else None
+
+
+def _same_target(stored: str, target: tvm.target.Target) -> bool:
+    return stored == _target_key(target) or stored == _legacy_key(target)
+
+
 def _check_json_lines(path: Path) -> int:
     """Validate a MetaSchedule JSON-lines file without touching it; the number of records."""
     count = 0
@@ -82,13 +93,13 @@ class TargetDatabase:
     def __init__(self, root: Path | str, target: ArmTarget, *, create: bool = False) -> None:
         self.target = target
         self.tvm_target = target.tvm_target()
-        self.path = Path(root) / target.name
+        self.path = Path(root) / target.db_name
         meta = self.path / TARGET_FILE
         if not meta.exists():
             if not create:
-                raise DatabaseError(f"{self.path}: no tuning database for target {target.name!r}")
+                raise DatabaseError(f"{self.path}: no tuning database for target {target.db_name!r}")
             self.path.mkdir(parents=True, exist_ok=True)
-            meta.write_text(json.dumps({"format": FORMAT, "name": target.name,
+            meta.write_text(json.dumps({"format": FORMAT, "name": target.db_name,
                                         "target": _target_key(self.tvm_target)}, indent=1) + "\n")
         self._check_meta(meta)
         for name in (WORKLOADS_FILE, RECORDS_FILE):
@@ -141,9 +152,9 @@ class TargetDatabase:
             name, key = info["name"], info["target"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
             raise DatabaseError(f"{meta}: unreadable target description ({err}); left untouched") from None
-        if name != self.target.name or key != _target_key(self.tvm_target):
+        if name != self.target.db_name or not _same_target(key, self.tvm_target):
             raise DatabaseError(
-                f"{self.path}: records tuned for target {name!r} ({key}), refused for {self.target.name!r} "
+                f"{self.path}: records tuned for target {name!r} ({key}), refused for {self.target.db_name!r} "
                 f"({_target_key(self.tvm_target)})"
             )
 
@@ -169,9 +180,9 @@ class TargetDatabase:
 
     def _measured_here(self, raws: list[list]) -> list[tuple[float, list]]:
         """(mean measured time, raw record) of those of `raws` measured on this target."""
-        key = _target_key(self.tvm_target)
         return [(sum(raw[1]) / len(raw[1]), raw) for raw in raws
-                if raw[1] and raw[2] is not None and _target_key(tvm.target.Target(raw[2])) == key]
+                if raw[1] and raw[2] is not None and _same_target(_target_key(tvm.target.Target(raw[2])),
+                                                                  self.tvm_target)]
 
     def records(self, func: tirx.PrimFunc, limit: int | None = None) -> list[ms.database.TuningRecord]:
         """Records of this workload for this target, best first (fastest mean measured time); the
@@ -352,9 +363,9 @@ class TargetDatabase:
         With `func` (the tuned workload), the records are stored under it, whatever module their
         run recorded, and only those whose trace replays on it (a record scheduled from a module
         a Python-side replay rewrote in place, see `tuning.start_points`, is no record of `func`)."""
-        key = _target_key(self.tvm_target)
         kept = [rec for rec in other.get_all_tuning_records()
-                if str(rec.trace) not in skip and rec.target is not None and _target_key(rec.target) == key
+                if str(rec.trace) not in skip and rec.target is not None
+                and _same_target(_target_key(rec.target), self.tvm_target)
                 and rec.run_secs and (func is None or _replays(rec.trace, func))]
         return self._append_records(func, kept)
 

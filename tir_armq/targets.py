@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tvm
 
 
+MAX_THREADS = 8  # the counting plugin's per-thread slots (and more cores than the boards have)
+
+
 @dataclass(frozen=True)
 class ArmTarget:
-    """An ARM board kind: the TVM target, the cross compiler that links for it, its ISA family."""
+    """An ARM board kind: the TVM target, the cross compiler that links for it, its ISA family, and
+    the threads its kernels run on (TVM's `num-cores`: the schedules' parallel loops follow it, and
+    tuning records are kept apart per thread count)."""
 
     name: str
     isa: str  # "aarch64" or "armv7": picks the intrinsic module
     mtriple: str
     mcpu: str
     cross_cc: str
-    num_cores: int = 4
+    threads: int = 1
     extra: tuple[tuple[str, object], ...] = ()
 
+    def with_threads(self, threads: int) -> "ArmTarget":
+        """This board with kernels on `threads` threads."""
+        if not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads: expected 1..{MAX_THREADS}, got {threads!r}")
+        return replace(self, threads=threads)
+
+    @property
+    def db_name(self) -> str:
+        """Its folder in a tuning database: one per target and thread count."""
+        return self.name if self.threads == 1 else f"{self.name}-{self.threads}threads"
+
     def tvm_target(self) -> tvm.target.Target:
-        # The JSON form is the only one TVM 0.27 accepts with options; MetaSchedule needs num-cores.
+        # The JSON form is the only one TVM 0.27 accepts with options.
         config = {
             "kind": "llvm",
             "mtriple": self.mtriple,
             "mcpu": self.mcpu,
             "mattr": ["+neon"],
-            "num-cores": self.num_cores,
+            "num-cores": self.threads,
         }
         config.update(dict(self.extra))
         return tvm.target.Target(config)

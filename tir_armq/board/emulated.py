@@ -394,10 +394,15 @@ def _export(lib: Any, out_dir: Path) -> Path:
     return path
 
 
-def _load_remote(lib: Any, tmp: Path, key: str, tracker_port: int, timeout: float):
-    """Export `lib` into `tmp`, upload it to a board of `key`, load it there: (module, device)."""
+KBIG = 1  # TVM's ThreadGroup::AffinityMode kBig
+
+
+def _load_remote(lib: Any, tmp: Path, key: str, tracker_port: int, timeout: float, threads: int = 1):
+    """Export `lib` into `tmp`, upload it to a board of `key`, load it there: (module, device).
+    Parallel loops run on `threads` threads (the pool otherwise sizes itself by the host's cores)."""
     so = _export(lib, tmp)
     remote = connect(key, tracker_port, timeout)
+    remote.get_function("runtime.config_threadpool")(KBIG, threads)
     remote.upload(str(so))
     return remote.load_module(so.name), remote.cpu(0)
 
@@ -410,6 +415,7 @@ def run_vm_on_board(
     key: str = DEFAULT_KEY,
     tracker_port: int = DEFAULT_TRACKER_PORT,
     timeout: float = 600.0,
+    threads: int = 1,
 ) -> np.ndarray:
     """Run a Relax VM executable (an aarch64 build, or the path of its exported .so) on the board:
     `func_name` on `inputs`, the output read back."""
@@ -417,7 +423,7 @@ def run_vm_on_board(
     from tvm import relax  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory(prefix="tir_armq_") as tmp:
-        rlib, dev = _load_remote(executable, Path(tmp), key, tracker_port, timeout)
+        rlib, dev = _load_remote(executable, Path(tmp), key, tracker_port, timeout, threads)
         vm = relax.VirtualMachine(rlib, dev)
         args = [tvm.runtime.tensor(np.ascontiguousarray(a), device=dev) for a in inputs]
         return vm[func_name](*args).numpy()
@@ -431,17 +437,19 @@ def run_on_board(
     key: str = DEFAULT_KEY,
     tracker_port: int = DEFAULT_TRACKER_PORT,
     timeout: float = 600.0,
+    threads: int = 1,
 ) -> list[np.ndarray]:
     """Run `func_name` of an aarch64 build on the board; returns every array read back after the call.
 
     `executable_or_module`: a `tvm.runtime.Executable` from `tvm.compile(..., target=AARCH64_A72.tvm_target())`,
     a `tvm.runtime.Module`, or the path of an aarch64 .so already exported. PrimFuncs write their
     outputs in place (destination-passing style), so outputs come back at their argument positions.
+    Parallel loops run on `threads` threads of the board's pool.
     """
     import tvm  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory(prefix="tir_armq_") as tmp:
-        rlib, dev = _load_remote(executable_or_module, Path(tmp), key, tracker_port, timeout)
+        rlib, dev = _load_remote(executable_or_module, Path(tmp), key, tracker_port, timeout, threads)
         args = [tvm.runtime.tensor(np.ascontiguousarray(a), device=dev) for a in arrays]
         rlib[func_name](*args)
         return [t.numpy() for t in args]
