@@ -23,11 +23,12 @@ def run_host(case: Case, scheduled: bool = True) -> np.ndarray:
     return _layer_output(case, args[-1].numpy())
 
 
-def run_board(case: Case, key: str) -> np.ndarray:
+def run_board(case: Case, key: str, threads: int = 1) -> np.ndarray:
+    """On the board; with `threads` > 1 built for (parallel loops) and run on that many threads."""
     from tir_armq.board.emulated import run_on_board
 
-    ex = compile_default(case.kernel.build(case.spec), AARCH64_A72)
-    return _layer_output(case, run_on_board(ex, case.name, case.arguments(), key=key)[-1])
+    ex = compile_default(case.kernel.build(case.spec), AARCH64_A72.with_threads(threads))
+    return _layer_output(case, run_on_board(ex, case.name, case.arguments(), key=key, threads=threads)[-1])
 
 
 def run_armv7(case: Case) -> np.ndarray:

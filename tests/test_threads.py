@@ -82,3 +82,31 @@ def test_equal_rows_split_over_threads(parallel_rows, threads):
 def test_two_runs_same_numbers(parallel_rows):
     a, b = _cost(parallel_rows, BOARD_CORES), _cost(parallel_rows, BOARD_CORES, fresh=True)
     assert (a.cycles, a.instructions) == (b.cycles, b.instructions)
+
+
+def _one_case_per_variant():
+    from cases import table_cases
+
+    chosen = {}
+    for name, case in table_cases():
+        if case.spec.requantizes and case.kernel.name in PARALLEL_VARIANTS:
+            chosen.setdefault(case.kernel.name, (name, case))
+    return sorted(chosen.values())
+
+
+PARALLEL_VARIANTS = ("conv_c2", "conv_c8", "conv_c8_im2col", "dwconv_int8_mla8")
+PER_VARIANT = _one_case_per_variant()
+
+
+@pytest.mark.board
+@pytest.mark.parametrize("case", [c for _, c in PER_VARIANT], ids=[i for i, _ in PER_VARIANT])
+def test_parallel_kernels_are_bit_exact_on_four_threads(case, board_key):
+    """The variants' fixed schedules built for 4 threads launch a parallel loop and compute the layer
+    exactly on 4 threads of the board's pool."""
+    from runners import run_board
+
+    from tir_armq.build import assembly
+
+    asm = assembly(case.kernel.build(case.spec), AARCH64_A72.with_threads(BOARD_CORES))
+    assert "__TVMBackendParallelLaunch" in asm
+    np.testing.assert_array_equal(run_board(case, board_key, threads=BOARD_CORES), case.expected())

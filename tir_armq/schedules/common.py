@@ -117,3 +117,17 @@ def tensorize_update(
     # The init stays a loop inside the decomposed block: make it one vector store.
     sch.vectorize(sch.get_loops(f"{conv}_init")[-1])
     sch.tensorize(outer, intrin)
+
+
+def threads_of(target) -> int:
+    """The threads a target's kernels run on: TVM's num-cores (`ArmTarget.threads`), one if unset."""
+    return int(target.attrs.get("num-cores", 1))
+
+
+def parallel_rows(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target) -> None:
+    """Run `loop` (output rows, or channel tiles: each iteration writes its own part of the output)
+    on the target's threads. TVM's pool gives each thread ceil(extent / threads) iterations in one
+    piece. Called before a reduction is decomposed: TVM makes a loop parallel only over blocks
+    whose data flow it can check, and a decomposed update block is no longer one of them."""
+    if threads_of(target) > 1:
+        sch.parallel(loop)

@@ -31,7 +31,7 @@ from tvm.target import Target
 from .. import intrinsics
 from ..intrinsics.mac_c8 import PAIR
 from ..workloads.conv_c8 import NAME, OC_TILE
-from .common import Decisions, has_block, is_kernel, vectorize_below
+from .common import Decisions, has_block, is_kernel, parallel_rows, threads_of, vectorize_below
 from .requantize import place_requantize
 
 ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
@@ -52,7 +52,11 @@ class ConvC8(ScheduleRule):
             return None
         sch = s_tir.Schedule(func)
         if not tunable:
-            return self.design_space(sch, self.orders[0], target, Decisions(sch, tunable=False))
+            # On several threads, rows in parallel: a layer has more rows than column tiles.
+            order = self.orders[0]
+            if threads_of(target) > 1 and order == "columns_outer":
+                order = "pixels_outer"
+            return self.design_space(sch, order, target, Decisions(sch, tunable=False))
         return self.design_spaces(sch, target)
 
     def space_size(self, func: tirx.PrimFunc) -> int:
@@ -101,6 +105,7 @@ class ConvC8(ScheduleRule):
             tile, pixel = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=MAX_PIXEL_TILE,
                                                    decision=self._pixel_tile(sch, ow, target)))
         above = self._order(sch, order, n, oh, column, tile, pixel, oci, j)
+        parallel_rows(sch, self._parallel_loop(order, oh, column), target)
         # Step 1. every block placed before any is tensorized (compute-at cannot follow a tensorized
         # block); unit loops kept, so that the trace replays for every sampled tile.
         for name in accumulators:
@@ -138,6 +143,10 @@ class ConvC8(ScheduleRule):
             return tile
         sch.reorder(n, oh, tile, column, pixel, oci, j)
         return column
+
+    def _parallel_loop(self, order: str, oh, column) -> s_tir.schedule.LoopRV:
+        """The loop `order` runs on several threads: the outermost one that is not the batch."""
+        return column if order == "columns_outer" else oh
 
     def _place_inputs(self, sch: s_tir.Schedule, order: str, row: s_tir.schedule.LoopRV,
                       tile: s_tir.schedule.LoopRV, knobs: Decisions) -> None:

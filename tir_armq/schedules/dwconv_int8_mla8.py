@@ -25,7 +25,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.dwconv_int8_mla8 import NAME
-from .common import ROOT, Decisions, is_kernel
+from .common import ROOT, Decisions, is_kernel, parallel_rows
 from .requantize import place_requantize
 
 # (loop order, where the requantize epilogue goes): per output row / plane, reading the int32 row
@@ -90,8 +90,10 @@ class DwconvInt8Mla8(ScheduleRule):
             owo, owi = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=8, decision=pixels))
             if order == "channels_outer":
                 sch.reorder(n, oh, co, owo, m, pair, owi, ci)
+                parallel_rows(sch, oh, target)
             else:
                 sch.reorder(n, co, oh, owo, m, pair, owi, ci)
+                parallel_rows(sch, co, target)
             rows = oh
             tile = owo
             pixel_loops = (oh, owo)
@@ -102,6 +104,7 @@ class DwconvInt8Mla8(ScheduleRule):
             width = knobs.categorical(PIXEL_TILES, decision=1)
             po, owi = sch.split(pixels, [None, width])
             sch.reorder(n, co, po, m, pair, owi, ci)
+            parallel_rows(sch, co, target)
             rows = n
             pixel_loops = (po,)
         # Inlined, the padded input is an if_then_else on every tap's load; only the border tiles
