@@ -11,6 +11,8 @@ tiny graphs written here (tests/tiny_tflite.py).
 
 from __future__ import annotations
 
+import json
+
 import re
 from pathlib import Path
 
@@ -67,8 +69,9 @@ def _litert(path: Path, x: np.ndarray, tmp_path: Path, dump: bool = False):
     return np.load(tmp_path / "y.npy"), (np.load(tmp_path / "t.npz") if dump else None)
 
 
-def _build_and_run(path: Path, x: np.ndarray, tmp_path: Path, board_key: str, layers: int) -> np.ndarray:
-    built = build_model(path, AARCH64_A72, db_roots=())
+def _build_and_run(path: Path, x: np.ndarray, tmp_path: Path, board_key: str, layers: int,
+                   threads: int = 1) -> np.ndarray:
+    built = build_model(path, AARCH64_A72.with_threads(threads), db_roots=())
     assert built.layers == layers, built.report()
     library = built.export(tmp_path / "model.so")
     return run_model(library, x, key=board_key)
@@ -94,6 +97,19 @@ def _tflite_ops(path: Path) -> list[tuple[str, list[int], list[int]]]:
         ops.append((names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())],
                     [int(t) for t in op.InputsAsNumpy()], [int(t) for t in op.OutputsAsNumpy()]))
     return ops
+
+
+@pytest.mark.board
+def test_four_thread_build_matches_litert(tmp_path, board_key):
+    """MobileNetV2 built for 4 threads (parallel loops in its kernels), run on 4 threads of the
+    board's pool: the interpreter's output exactly."""
+    name = "mobilenet_v2_035_96_int8"
+    path = MODELS / f"{name}.tflite"
+    x = _input(load_tflite(path), seed=2)
+    expected, _ = _litert(path, x, tmp_path)
+    got = _build_and_run(path, x, tmp_path, board_key, MOBILENETS[name][0], threads=4)
+    assert json.loads((tmp_path / "model.so.json").read_text())["threads"] == 4
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.board

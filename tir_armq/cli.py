@@ -127,7 +127,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from tir_armq.model.build import build_model
     from tir_armq.targets import get_target
 
-    built = build_model(Path(args.model), get_target(args.target), db_roots(args))
+    built = build_model(Path(args.model), get_target(args.target).with_threads(args.threads), db_roots(args))
     print(built.kernel_table())
     out = built.export(args.output)
     print(f"wrote {out} (+ {out.name}.json)")
@@ -226,6 +226,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "come first, then the records shipped with tir_armq")
     p.add_argument("--no-db", action="store_true", help="the kernels' fixed schedules only (no tuning records)")
     p.add_argument("-o", "--output", required=True, help="the library to write (.so), with <output>.json")
+    p.add_argument("--threads", type=int, default=1, help="threads the kernels run on (parallel loops; "
+                   "records tuned for this thread count, default 1)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run a library from `build` on the (emulated) aarch64 board")

@@ -67,6 +67,7 @@ class BuiltModel:
         meta = {
             "model": self.model.path.name,
             "target": self.target.name,
+            "threads": self.target.threads,
             "inputs": [vars(i) | {"shape": list(i.shape)} for i in self.model.inputs],
             "outputs": [vars(o) | {"shape": list(o.shape)} for o in self.model.outputs],
             "kernels": [vars(k) | {"layers": list(k.layers)} for k in self.kernel_records],

@@ -16,7 +16,7 @@ def _model_input(library: Path) -> dict:
     try:
         meta = json.loads(meta_path.read_text())
         (info,) = meta["inputs"]
-        return info | {"target": meta["target"]}
+        return info | {"target": meta["target"], "threads": meta.get("threads", 1)}
     except FileNotFoundError:
         raise ModelError(f"{library}: no {meta_path.name} next to it; export the library with "
                          "`tir-armq build` (it writes both)") from None
@@ -26,7 +26,8 @@ def _model_input(library: Path) -> dict:
 
 def run_model(library: Path | str, x: np.ndarray, *, key: str | None = None) -> np.ndarray:
     """The model's output for input `x` (checked against the exported description), computed on
-    the board; the emulated board is started if no tracker is running."""
+    the board on as many threads as the library was built for; the emulated board is started if no
+    tracker is running."""
     from ..board import emulated
 
     library = Path(library)
@@ -43,4 +44,4 @@ def run_model(library: Path | str, x: np.ndarray, *, key: str | None = None) -> 
         raise ValueError(f"input: the model takes shape {tuple(info['shape'])}, got {tuple(x.shape)}")
     if key is None:
         key, _ = emulated.ensure_started()
-    return emulated.run_vm_on_board(library, [x], key=key)
+    return emulated.run_vm_on_board(library, [x], key=key, threads=int(info.get("threads", 1)))

@@ -25,7 +25,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.dwconv_int8_mla8 import NAME
-from .common import ROOT, Decisions, is_kernel, parallel_rows
+from .common import ROOT, Decisions, is_kernel, parallel_rows, threads_of
 from .requantize import place_requantize
 
 # (loop order, where the requantize epilogue goes): per output row / plane, reading the int32 row
@@ -39,6 +39,9 @@ INT8_SPACES = (("channels_outer", "row"), ("channels_outer", "tile"), ("fused_pi
                ("channels_outermost", "tile"))
 REQUANTIZE_LANES = 8  # the per-tile epilogue's vector width (any sampled channel tile it divides replays)
 PIXEL_TILES = [1, 2, 3, 4, 6, 8]  # pixels per iteration of the fused-plane order (decision 1: 2)
+# On several threads the fixed schedule runs rows in parallel where each thread gets this many, else
+# channel tiles (a 7x7 plane on 4 threads: 2, 2, 2 and 1 rows).
+ROWS_PER_THREAD = 4
 
 
 class DwconvInt8Mla8(ScheduleRule):
@@ -52,7 +55,13 @@ class DwconvInt8Mla8(ScheduleRule):
         sch = s_tir.Schedule(func)
         if not tunable:
             order, epilogue = INT8_SPACES[0]
-            return self._schedule(sch, order, epilogue, target, Decisions(sch, tunable=False))
+            threads = threads_of(target)
+            if threads > 1 and _rows(sch) < ROWS_PER_THREAD * threads and _requantizes(sch) \
+                    and _channels(sch) % REQUANTIZE_LANES == 0:
+                order, epilogue = "channels_outermost", "tile"  # a small plane: channel tiles in parallel
+            sch = self._schedule(sch, order, epilogue, target, Decisions(sch, tunable=False))
+            parallel_rows(sch, sch.get_loops("data_pad")[1], target)  # the padded input, at the root
+            return sch
         return self.design_spaces(sch, target)
 
     def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
@@ -149,6 +158,10 @@ def _tile_decision(sch: s_tir.Schedule, loop, want: int, multiple: int = 1) -> l
     extent = int(sch.get(loop).extent)
     inner = max(f for f in range(multiple, min(want, extent) + 1, multiple) if extent % f == 0)
     return [extent // inner, inner]
+
+
+def _rows(sch: s_tir.Schedule) -> int:
+    return int(sch.get(sch.get_loops(sch.get_sblock("conv"))[1]).extent)
 
 
 def _channels(sch: s_tir.Schedule) -> int:
