@@ -76,3 +76,18 @@ def test_model_bench_names_every_cycle(tmp_path):
     assert fused["operators"] == [GEMM, ADD]
     stem = "op_add_residual"
     assert {p.name for p in tmp_path.iterdir()} == {f"{stem}_table.txt", f"{stem}_results.json", f"{stem}_cycles.png"}
+
+
+def test_model_bench_on_four_threads(tmp_path):
+    """`bench --model --threads 4`: ours built for 4 threads and LiteRT + XNNPACK with num_threads 4
+    both run their tiles on the pool's threads (the latency estimate well under one thread's), with
+    the same instructions give or take the pools' own code; the table and json are written."""
+    from tir_armq.bench.model import bench_model_threads
+    from tir_armq.model.demo import MODELS_DIR
+
+    b = bench_model_threads(MODELS_DIR / "mobilenet_v2_035_96_int8.tflite", 4, db_roots=(), out_dir=tmp_path)
+    for engine in ("ours", "xnnpack"):
+        one, four = (next(r for r in b.rows if r["engine"] == engine and r["threads"] == t) for t in (1, 4))
+        assert four["cycles"] < one["cycles"] / 2.5, engine
+        assert four["instructions"] == pytest.approx(one["instructions"], rel=0.1), engine
+    assert json.loads((tmp_path / "mobilenet_v2_035_96_int8_threads.json").read_text())["threads"] == 4

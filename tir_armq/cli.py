@@ -46,6 +46,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from tir_armq.bench.run import run_bench
 
+    if args.threads != 1 and not args.model:
+        raise SystemExit("--threads: with --model only (the per-layer table is on one thread)")
+    if args.model and args.threads != 1:
+        from tir_armq.bench.model import bench_model_threads
+
+        bench_model_threads(Path(args.model), args.threads, cpu=args.cpu, db_roots=db_roots(args),
+                            out_dir=Path(args.out))
+        return 0
     if args.model:
         from tir_armq.bench.model import bench_model
 
@@ -205,6 +213,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .tflite file: the whole model as `build` makes it, one invoke, against "
                    "LiteRT + XNNPACK and LiteRT builtin, by op group (instead of --network's layers)")
     p.add_argument("--no-builtin", action="store_true", help="with --model: leave out LiteRT's builtin kernels")
+    p.add_argument("--threads", type=int, default=1, help="with --model: ours built for N threads against LiteRT + "
+                   "XNNPACK with num_threads N (and both on 1), latency by the multi-thread estimate")
     p.add_argument("--kind", default="all", choices=["depthwise", "conv", "all"])
     p.add_argument("--layers", nargs="+", metavar="LAYER",
                    help="only these layers of the networks, by name (e.g. conv1x1_s1_14x14x96_to_576)")

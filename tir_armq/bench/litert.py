@@ -51,6 +51,7 @@ def litert_argv(
     input: Path | str | None = None,
     dump: Path | str | None = None,
     split_at: str | None = None,
+    threads: int = 1,
 ) -> list[str]:
     """The full qemu-aarch64 command line of one guest run (see `run_litert_guest`)."""
     guest = guest or Guest.default()
@@ -64,6 +65,8 @@ def litert_argv(
         cmd += ["-plugin", ",".join([str(plugin), *(plugin_args or [])])]
     cmd += [str(guest.sysroot / GUEST_PYTHON), "-P", str(GUEST_SCRIPT), str(model)]
     cmd += ["--warmup", str(warmup), "--invokes", str(invokes)]
+    if threads != 1:
+        cmd += ["--threads", str(threads)]
     if not xnnpack:
         cmd.append("--no-xnnpack")
     if input is not None:

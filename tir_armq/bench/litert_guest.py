@@ -89,9 +89,10 @@ def main(argv=None):
     ap.add_argument("--maps", help="copy /proc/self/maps here at the end (to map hot code addresses to symbols)")
     ap.add_argument("--split-at", help="LIB:HEX_OFFSET: one report per entry of that code (see above)")
     ap.add_argument("--dump", help="write every tensor after the last invoke here (numpy .npz, keyed t<index>)")
+    ap.add_argument("--threads", type=int, default=1, help="the interpreter's num_threads (XNNPACK's pool)")
     args = ap.parse_args(argv)
 
-    kwargs = {"model_path": args.model, "num_threads": 1}
+    kwargs = {"model_path": args.model, "num_threads": args.threads}
     if args.no_xnnpack:
         kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if args.dump:

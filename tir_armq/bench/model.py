@@ -388,3 +388,96 @@ def write_model_outputs(b: ModelBench, out_dir: Path) -> list[Path]:
     fig.savefig(plot, dpi=120)
     plt.close(fig)
     return [table, results, plot]
+
+
+def litert_threaded_cost(path: Path, x_file: Path, model: CpuModel, threads: int, tmp: Path, guest: Guest,
+                         cache: BlockCostCache | None = None):
+    """One invoke of LiteRT + XNNPACK with `num_threads=threads`, costed as our multi-thread builds
+    are (`tir_armq.measure.threads`), one segment per XNNPACK operator: the launching thread's own
+    code plus the operator's tiles spread evenly over the threads (pthreadpool deals them out as
+    threads ask, so the split itself depends on host timing)."""
+    from ..measure.plugin import build_plugin
+    from ..measure.threads import threaded_cost
+
+    check_litert_installed(guest)
+    counts_file, maps = tmp / f"litert_t{threads}_counts.txt", tmp / f"litert_t{threads}_maps"
+    offset = symbol_offset(litert_site_packages(guest) / "ai_edge_litert" / LITERT_LIB, XNNPACK_OPERATOR_ENTRY)
+    argv = litert_argv(path, warmup=WARMUP, invokes=1, xnnpack=True, input=x_file, maps=maps,
+                       plugin=build_plugin(), split_at=f"{LITERT_LIB}:{offset:x}", threads=threads, guest=guest,
+                       plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on", "threads=on"])
+    argv[argv.index("-cpu") + 1] = model.name
+    argv[argv.index("-L") + 1] = str(guest.prefix_for(model.name))
+    res = subprocess.run(argv, env=litert_env(guest), cwd="/", capture_output=True, timeout=3600)
+    if res.returncode != 0:
+        raise RuntimeError(f"LiteRT run failed (exit {res.returncode}):\n"
+                           + res.stderr.decode(errors="replace")[-3000:])
+    parts = []
+    while (part := Path(f"{counts_file}.{len(parts)}")).is_file():
+        parts.append(parse_counts(part))
+    return threaded_cost(parts, maps.read_text(), guest.sysroot, None, model, threads, calls=1, cache=cache)
+
+
+@dataclass
+class ThreadsBench:
+    """Whole-model latency estimates on 1 and `threads` threads: ours and LiteRT + XNNPACK."""
+
+    model: str
+    cpu: str
+    threads: int
+    rows: list[dict]  # {"threads", "engine", "instructions", "cycles", "kernels_from_db"}
+
+    def cycles(self, engine: str, threads: int) -> float:
+        return next(r["cycles"] for r in self.rows if r["engine"] == engine and r["threads"] == threads)
+
+
+def bench_model_threads(path: Path | str, threads: int, *, cpu: str = "cortex-a72", db_roots: tuple = (SHIPPED,),
+                        out_dir: Path = Path("bench_out"), seed: int = 0) -> ThreadsBench:
+    """`bench --model --threads N`: the model built for 1 and for N threads, and LiteRT + XNNPACK with
+    num_threads 1 and N, one invoke each, costed by the same multi-thread method
+    (`tir_armq.measure.threads`); prints the table and writes <model>_threads.json to `out_dir`."""
+    from ..measure.threads import measure_threaded
+
+    path = Path(path)
+    model = CPU_MODELS[cpu]
+    board = AARCH64_A53 if cpu == "cortex-a53" else AARCH64_A72
+    guest = Guest.default()
+    cache = BlockCostCache(model)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tir_armq_bench_threads.") as tmp:
+        tmp = Path(tmp)
+        for t in sorted({1, threads}):
+            built = build_model(path, board.with_threads(t), db_roots)
+            (info,) = built.model.inputs
+            x = model_input(info.shape, info.dtype, seed)
+            np.save(tmp / "x.npy", x)
+            print(f"[bench] {path.name}: counting ours on {t} thread(s)", file=sys.stderr, flush=True)
+            library = built.export(tmp / f"model_t{t}.so")
+            ours = measure_threaded(library, "@vm:main", [x], threads=t, model=model, warmup=WARMUP, calls=1,
+                                    timeout=3600, cache=cache)
+            rows.append({"threads": t, "engine": "ours", "instructions": ours.instructions,
+                         "cycles": ours.cycles, "kernels_from_db": f"{built.from_database}/{built.kernels}"})
+            print(f"[bench] counting LiteRT + XNNPACK on {t} thread(s)", file=sys.stderr, flush=True)
+            xnn = litert_threaded_cost(path, tmp / "x.npy", model, t, tmp, guest, cache)
+            rows.append({"threads": t, "engine": "xnnpack", "instructions": xnn.instructions,
+                         "cycles": xnn.cycles, "kernels_from_db": ""})
+    bench = ThreadsBench(path.name, cpu, threads, rows)
+    print(threads_table(bench))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{path.stem}_threads.json"
+    out.write_text(json.dumps(asdict(bench), indent=1) + "\n")
+    print(f"wrote {out}")
+    return bench
+
+
+def threads_table(b: ThreadsBench) -> str:
+    lines = [f"{b.model}, {b.cpu} estimate, one invoke: latency on 1 and {b.threads} threads",
+             f"{'threads':>7}  {'engine':<8} {'instructions':>14} {'est. cycles':>14}  {'xnnpack/ours':>12}"
+             "  records"]
+    for r in b.rows:
+        ratio = f"{b.cycles('xnnpack', r['threads']) / r['cycles']:.2f}x" if r["engine"] == "ours" else ""
+        lines.append(f"{r['threads']:>7}  {r['engine']:<8} {r['instructions']:>14,.0f} {r['cycles']:>14,.0f}  "
+                     f"{ratio:>12}  {r['kernels_from_db']}")
+    if b.threads > 1:
+        ours, xnn = (b.cycles(e, 1) / b.cycles(e, b.threads) for e in ("ours", "xnnpack"))
+        lines.append(f"speed-up 1 -> {b.threads} threads: ours {ours:.2f}x, XNNPACK {xnn:.2f}x")
+    return "\n".join(lines)

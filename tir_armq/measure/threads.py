@@ -40,6 +40,10 @@ from .plugin import Block, Counts
 # threads finish (TVM's ParallelLauncher::WaitForJobs, TVMBackendParallelBarrier, the task queue).
 WAIT_FUNCTIONS = {"libtvm_runtime.so": ("_ZN3tvm7runtime9threading11YieldThreadEv", "sched_yield"),
                   "libc.so.6": ("sched_yield", "__sched_yield")}
+# Functions that only wait, by file, found by their symbols: pthreadpool's (in LiteRT's library)
+# worker loop and the launcher's wait for the workers, and the atomic swap its futex wait spins on.
+WAIT_WHOLE_FUNCTIONS = {"libpywrap_litert_common.so": ("thread_main", "pthreadpool_parallelize",
+                                                       "__aarch64_swp4_acq")}
 LOOP_WINDOW = 64  # bytes around a call to a wait function in which its loop's branches lie
 # Where the launching thread's code takes a path that depends on timing: the mutex, condition
 # variable and futex code of a launch (a worker still on its way to sleep takes the lock, or has not
@@ -126,28 +130,51 @@ def wait_ranges(library: Path, functions: tuple[str, ...]) -> tuple[tuple[int, i
     return tuple(sorted(ranges))
 
 
-class BlockKinds:
-    """Which blocks of a run are work, waiting or runtime code."""
+@functools.lru_cache(maxsize=None)
+def function_ranges(library: Path, functions: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """Offsets [start, end) of `functions` in `library`, from its symbol table (sizes included)."""
+    nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
+    out = subprocess.run([nm, "-S", "--defined-only", str(library)], capture_output=True, text=True).stdout
+    ranges, found = [], set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] in functions and parts[2] in "tT":
+            start = int(parts[0], 16)
+            ranges.append((start, start + int(parts[1], 16)))
+            found.add(parts[3])
+    missing = set(functions) - found
+    if missing:
+        raise RuntimeError(f"{library}: no {', '.join(sorted(missing))} in its symbol table: cannot tell its "
+                           "waiting code (another build of the library?)")
+    return tuple(sorted(ranges))
 
-    def __init__(self, maps: str, sysroot: Path, work_library: str) -> None:
+
+class BlockKinds:
+    """Which blocks of a run are work, waiting or runtime code. `work_library`: the library whose
+    code is the work (our kernels); None: work is whatever a worker thread ran (XNNPACK's tiles)."""
+
+    def __init__(self, maps: str, sysroot: Path, work_library: str | None) -> None:
         self.maps = _Maps(maps)
         self.sysroot = sysroot
-        self.work_library = Path(work_library).name
+        self.work_library = Path(work_library).name if work_library else None
         self._cache: dict[int, str] = {}
 
     def _waits(self, path: str) -> tuple[tuple[int, int], ...]:
-        functions = WAIT_FUNCTIONS.get(Path(path).name)
-        if not functions:
-            return ()
-        host = Path(path) if Path(path).exists() else self.sysroot / path.lstrip("/")
-        return wait_ranges(host.resolve(), functions)
+        name = Path(path).name
+        host = (Path(path) if Path(path).exists() else self.sysroot / path.lstrip("/")).resolve()
+        ranges = ()
+        if name in WAIT_FUNCTIONS:
+            ranges += wait_ranges(host, WAIT_FUNCTIONS[name])
+        if name in WAIT_WHOLE_FUNCTIONS:
+            ranges += function_ranges(host, WAIT_WHOLE_FUNCTIONS[name])
+        return ranges
 
     def __call__(self, addr: int) -> str:
         """"work", "wait", "sync" (runtime code of a synchronisation library) or "runtime"."""
         if addr not in self._cache:
             path, offset = self.maps.locate(addr)
             name = Path(path).name
-            if name == self.work_library:
+            if self.work_library and name == self.work_library:
                 kind = "work"
             elif any(lo <= offset < hi for lo, hi in self._waits(path)):
                 kind = "wait"
@@ -168,20 +195,31 @@ def _cycles(blocks: list[Block], execs, per_code: dict[str, float], cache: Block
 
 
 def segment_latency(segment: Counts, kinds: BlockKinds, cache: BlockCostCache, *, launch: bool,
-                    per_code: dict[str, float] | None = None) -> tuple[float, float]:
+                    threads: int = 1, per_code: dict[str, float] | None = None) -> tuple[float, float]:
     """(instructions without waiting, latency in est. cycles) of one segment of a run; `launch`:
-    the segment starts at a parallel launch (its synchronisation code is left out)."""
+    the segment starts at a parallel launch (its synchronisation code is left out). With
+    `kinds.work_library` None, work is what a worker ran, spread evenly over `threads`."""
     per_code = {} if per_code is None else per_code
     blocks = [b for b in segment.block_list if b.execs_in_regions and kinds(b.addr) != "wait"]
     if any(len(b.execs_by_thread) < 2 for b in blocks):
         raise RuntimeError("the counted run has no per-thread counts: run the plugin with threads=on")
-    threads = len(blocks[0].execs_by_thread) if blocks else 0
-    work = [b for b in blocks if kinds(b.addr) == "work"]
+    slots = len(blocks[0].execs_by_thread) if blocks else 0
+    if kinds.work_library is None:
+        work = [b for b in blocks if kinds(b.addr) != "sync" and any(b.execs_by_thread[1:])]
+    else:
+        work = [b for b in blocks if kinds(b.addr) == "work"]
+    launch = launch or (kinds.work_library is None and bool(work))
     serial_kinds = ("runtime",) if launch else ("runtime", "sync")
-    runtime = [b for b in blocks if kinds(b.addr) in serial_kinds]
+    work_ids = {id(b) for b in work}
+    runtime = [b for b in blocks if kinds(b.addr) in serial_kinds and id(b) not in work_ids]
     serial = _cycles(runtime, lambda b: b.execs_by_thread[0], per_code, cache)
-    slowest = max((_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache)
-                   for t in range(threads)), default=0.0)
+    if kinds.work_library is None:
+        # A pool that hands out work as threads ask for it (pthreadpool's work stealing): how much each
+        # thread got depends on host timing, so the work is taken as perfectly balanced.
+        slowest = _cycles(work, lambda b: b.execs_in_regions, per_code, cache) / threads
+    else:
+        slowest = max((_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache)
+                       for t in range(slots)), default=0.0)
     counted = [b for b in blocks if kinds(b.addr) != "sync" or not launch]
     return float(sum(b.insns * b.execs_in_regions for b in counted)), serial + slowest
 
@@ -196,7 +234,8 @@ def threaded_cost(segments: list[Counts], maps: str, sysroot: Path, work_library
     per_code: dict[str, float] = {}
     insns = cycles = 0.0
     for k, segment in enumerate(segments):
-        i, c = segment_latency(segment, kinds, cache, launch=threads > 1 and k > 0, per_code=per_code)
+        i, c = segment_latency(segment, kinds, cache, launch=threads > 1 and k > 0, threads=threads,
+                               per_code=per_code)
         insns, cycles = insns + i, cycles + c
     launches = (len(segments) - 1) // calls if threads > 1 else 0
     return ThreadedCost(instructions=insns / calls, cycles=cycles / calls, cpu=model.name, threads=threads,
