@@ -124,6 +124,23 @@ def threads_of(target) -> int:
     return int(target.attrs.get("num-cores", 1))
 
 
+# Rows per thread below which a schedule on several threads parallelises more than the rows (a 7x7
+# plane's rows on 4 threads: 2, 2, 2 and 1, the slowest thread a third above the mean).
+ROWS_PER_THREAD = 4
+
+
+def parallel_pixels(sch: s_tir.Schedule, rows: s_tir.schedule.LoopRV, tiles: s_tir.schedule.LoopRV,
+                    target) -> s_tir.schedule.LoopRV:
+    """`parallel_rows` of the output rows, fused with the row's pixel tiles below them (`tiles`, the
+    rows' only child) when the rows alone give a thread fewer than ROWS_PER_THREAD; the loop made
+    parallel, or `rows` on one thread."""
+    threads = threads_of(target)
+    if threads > 1 and loop_extent(sch, rows) < ROWS_PER_THREAD * threads:
+        rows = sch.fuse(rows, tiles)
+    parallel_rows(sch, rows, target)
+    return rows
+
+
 def parallel_rows(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target) -> None:
     """Run `loop` (output rows, or channel tiles: each iteration writes its own part of the output)
     on the target's threads. TVM's pool gives each thread ceil(extent / threads) iterations in one

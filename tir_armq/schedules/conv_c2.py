@@ -25,7 +25,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.conv_c2 import NAME, OC_TILE
-from .common import Decisions, is_kernel, loop_extent, parallel_rows, threads_of
+from .common import Decisions, is_kernel, loop_extent, parallel_pixels, parallel_rows, threads_of
 from .requantize import place_requantize
 
 ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
@@ -81,7 +81,7 @@ class ConvC2(ScheduleRule):
         else:
             sch.reorder(n, oh, tile, column, step, pixel, group_loop, lane, pair, e)
             above = column
-            parallel_rows(sch, oh, target)
+            parallel_pixels(sch, oh, tile, target)
         # Step 1. the register tile, unrolled before the init is split off (TVM refuses after), and
         # the epilogue placed before anything is tensorized (compute-at cannot follow a tensorized
         # block).

@@ -31,7 +31,8 @@ from tvm.target import Target
 from .. import intrinsics
 from ..intrinsics.mac_c8 import PAIR
 from ..workloads.conv_c8 import NAME, OC_TILE
-from .common import Decisions, has_block, is_kernel, parallel_rows, threads_of, vectorize_below
+from .common import (Decisions, has_block, is_kernel, parallel_pixels, parallel_rows, threads_of,
+                     vectorize_below)
 from .requantize import place_requantize
 
 ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
@@ -105,7 +106,7 @@ class ConvC8(ScheduleRule):
             tile, pixel = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=MAX_PIXEL_TILE,
                                                    decision=self._pixel_tile(sch, ow, target)))
         above = self._order(sch, order, n, oh, column, tile, pixel, oci, j)
-        parallel_rows(sch, self._parallel_loop(order, oh, column), target)
+        self._parallelize(sch, order, oh, tile, column, target)
         # Step 1. every block placed before any is tensorized (compute-at cannot follow a tensorized
         # block); unit loops kept, so that the trace replays for every sampled tile.
         for name in accumulators:
@@ -144,9 +145,13 @@ class ConvC8(ScheduleRule):
         sch.reorder(n, oh, tile, column, pixel, oci, j)
         return column
 
-    def _parallel_loop(self, order: str, oh, column) -> s_tir.schedule.LoopRV:
-        """The loop `order` runs on several threads: the outermost one that is not the batch."""
-        return column if order == "columns_outer" else oh
+    def _parallelize(self, sch: s_tir.Schedule, order: str, oh, tile, column, target: Target) -> None:
+        """On several threads: the outermost loop of `order` that is not the batch in parallel, the rows
+        with their pixel tiles where a plane has few rows."""
+        if order == "columns_outer":
+            parallel_rows(sch, column, target)
+        else:
+            parallel_pixels(sch, oh, tile, target)
 
     def _place_inputs(self, sch: s_tir.Schedule, order: str, row: s_tir.schedule.LoopRV,
                       tile: s_tir.schedule.LoopRV, knobs: Decisions) -> None:

@@ -22,7 +22,7 @@ from tvm.target import Target
 from .. import intrinsics
 from ..workloads.conv_c8 import K_STEP, K_TAIL
 from ..workloads.conv_c8_im2col import NAME, RUNS_ATTR
-from .common import Decisions
+from .common import Decisions, parallel_rows
 from .conv_c8 import ConvC8
 
 ORDERS = ("rows", "pixels_outer")  # the first is the fixed schedule's
@@ -45,6 +45,10 @@ class ConvC8Im2col(ConvC8):
             return tile
         sch.reorder(n, oh, tile, column, pixel, oci, j)
         return column
+
+    def _parallelize(self, sch: s_tir.Schedule, order: str, oh, tile, column, target: Target) -> None:
+        """The rows only: the patches are packed per row (or tile) under them."""
+        parallel_rows(sch, oh, target)
 
     def pairs_apply(self, sch: s_tir.Schedule) -> bool:
         """Not measured over packed patches: the spaces stay one per order."""

@@ -25,7 +25,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.dwconv_int8_mla8 import NAME
-from .common import ROOT, Decisions, is_kernel, parallel_rows, threads_of
+from .common import ROOT, ROWS_PER_THREAD, Decisions, is_kernel, parallel_rows, threads_of
 from .requantize import place_requantize
 
 # (loop order, where the requantize epilogue goes): per output row / plane, reading the int32 row
@@ -39,9 +39,6 @@ INT8_SPACES = (("channels_outer", "row"), ("channels_outer", "tile"), ("fused_pi
                ("channels_outermost", "tile"))
 REQUANTIZE_LANES = 8  # the per-tile epilogue's vector width (any sampled channel tile it divides replays)
 PIXEL_TILES = [1, 2, 3, 4, 6, 8]  # pixels per iteration of the fused-plane order (decision 1: 2)
-# On several threads the fixed schedule runs rows in parallel where each thread gets this many, else
-# channel tiles (a 7x7 plane on 4 threads: 2, 2, 2 and 1 rows).
-ROWS_PER_THREAD = 4
 
 
 class DwconvInt8Mla8(ScheduleRule):
