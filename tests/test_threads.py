@@ -110,3 +110,26 @@ def test_parallel_kernels_are_bit_exact_on_four_threads(case, board_key):
     asm = assembly(case.kernel.build(case.spec), AARCH64_A72.with_threads(BOARD_CORES))
     assert "__TVMBackendParallelLaunch" in asm
     np.testing.assert_array_equal(run_board(case, board_key, threads=BOARD_CORES), case.expected())
+
+
+@pytest.mark.slow  # ~3 min: a guest process per candidate
+@pytest.mark.board
+def test_tuning_for_four_threads_keeps_its_records_apart(tmp_path):
+    """`tune --threads 4`: candidates ranked by their 4-thread latency, records in the 4-thread folder
+    only, and a 4-thread build takes them (its kernel launching the pool)."""
+    from cases import DEPTHWISE_TABLE
+
+    from tir_armq.database import TargetDatabase
+    from tir_armq.kernels import DWCONV_INT8_MLA8
+    from tir_armq.tuning import Task, tune
+    from tir_armq.workloads import depthwise_spec
+
+    spec = depthwise_spec(**dict(DEPTHWISE_TABLE["mnv2_3x3_s1"], output_dtype="int8"))
+    func = DWCONV_INT8_MLA8.build(spec)
+    four = AARCH64_A72.with_threads(BOARD_CORES)
+    tune([Task(DWCONV_INT8_MLA8.kernel_name(spec), func)], four, tmp_path, trials=1)
+    assert not (tmp_path / AARCH64_A72.db_name).exists()
+    best = TargetDatabase(tmp_path, four).best_schedule(func)
+    assert best is not None
+    lowered = tvm.compile(best.mod, target=four.tvm_target()).mod.inspect_source("s")
+    assert "__TVMBackendParallelLaunch" in lowered

@@ -113,7 +113,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         boards = RpcBoards(host, int(port or 9190), args.key)
     from tir_armq.database import SHIPPED, build_databases
 
-    target = get_target(args.target)
+    target = get_target(args.target).with_threads(args.threads)
+    if args.threads > 1 and (args.tracker or target.isa == "armv7"):
+        raise SystemExit("tune --threads: the emulated aarch64 board's estimate only (not --tracker, not armv7)")
     base = None if args.no_shipped else build_databases(target, [SHIPPED])
     tune(tasks, target, Path(args.db), trials=args.trials, boards=boards, remeasure=args.remeasure, base=base)
     return 0
@@ -203,6 +205,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remeasure", type=int, default=0, metavar="N",
                    help="measure each workload's N best stored records again first and store the new times "
                    "(after the cost method changed)")
+    p.add_argument("--threads", type=int, default=1, help="tune the kernels as built for N threads, by their "
+                   "latency on N threads (records in <db>/<target>-Nthreads)")
     p.add_argument("--tracker", help="HOST:PORT of a TVM RPC tracker with real boards (default: the emulated "
                    "board's cycle estimate)")
     p.add_argument("--key", default="rasp4b", help="the boards' tracker key (with --tracker)")

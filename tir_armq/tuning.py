@@ -109,7 +109,7 @@ def _runner(boards: RpcBoards | None, target: ArmTarget, cpu: str | None, symbol
     if boards is None:
         if target.isa == "armv7":
             return Armv7CycleEstimateRunner(symbol)
-        return CycleEstimateRunner(CPU_MODELS[cpu or target.mcpu])
+        return CycleEstimateRunner(CPU_MODELS[cpu or target.mcpu], threads=target.threads)
     return ms.runner.RPCRunner(ms.runner.RPCConfig(tracker_host=boards.host, tracker_port=boards.port,
                                                    tracker_key=boards.key, session_timeout_sec=120),
                                f_alloc_argument=host_filled_arguments)

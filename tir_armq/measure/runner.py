@@ -129,12 +129,20 @@ class CycleEstimateRunner(_EstimateRunner):
     as seconds at `hz`. A candidate that crashes or hangs gets an error result; tuning goes on."""
 
     def __init__(self, model: CpuModel = CORTEX_A72, hz: float = NOMINAL_HZ, max_workers: int = 1,
-                 timeout_sec: float = 300.0) -> None:
+                 timeout_sec: float = 300.0, threads: int = 1) -> None:
         super().__init__(hz, max_workers, timeout_sec)
         self.model = model
+        self.threads = threads
         self._guests = threading.local()  # one long-lived guest per worker thread
 
     def _cost(self, artifact_path: str, args: list[np.ndarray]):
+        if self.threads > 1:
+            # The latency on the task's threads (`measure.threads`): a guest process per candidate,
+            # each parallel launch costed on its own.
+            from .threads import measure_threaded
+
+            return measure_threaded(artifact_path, ENTRY, args, threads=self.threads, model=self.model, warmup=1,
+                                    calls=1, timeout=self.timeout_sec)
         guest = getattr(self._guests, "guest", None)
         if guest is None:
             guest = self._guests.guest = CountingGuest(self.model, timeout=self.timeout_sec)
