@@ -173,21 +173,26 @@ THREADS_C = r"""
 
 static void mark(long m) { syscall(62, -1L, m, 0L); }
 
+/* Every thread stays alive until all have run: qemu gives a new thread the lowest free vCPU index,
+ * so a thread that exited early would hand its index to the next one. */
+static pthread_barrier_t all_ran;
+
 /* K instructions per iteration, in a block of its own (the label starts it). */
 static void *spin(void *arg)
 {
     unsigned long n = (unsigned long)arg, acc = 0;
     __asm__ volatile("1:\n\tadd %[acc], %[acc], #3\n\teor %[acc], %[acc], %[n]\n\tsubs %[n], %[n], #1\n\t"
                      "b.ne 1b\n\t" : [acc] "+r"(acc), [n] "+r"(n) : : "cc");
+    pthread_barrier_wait(&all_ran);
     return NULL;
 }
 
 int main(int argc, char **argv)
 {
     pthread_t t[3];
+    pthread_barrier_init(&all_ran, NULL, 4);
     mark(0x1C0DE001);
-    /* All alive at once (qemu reuses a joined thread's vCPU index): thread i is vCPU i + 1, numbered
-     * in creation order by the creating thread. */
+    /* All alive at once: thread i is vCPU i + 1, numbered in creation order by the creating thread. */
     for (long i = 0; i < 3; i++) {
         pthread_create(&t[i], NULL, spin, (void *)(1000 * (i + 1)));
     }

@@ -112,7 +112,7 @@ def test_parallel_kernels_are_bit_exact_on_four_threads(case, board_key):
     np.testing.assert_array_equal(run_board(case, board_key, threads=BOARD_CORES), case.expected())
 
 
-@pytest.mark.slow  # ~3 min: a guest process per candidate
+@pytest.mark.slow  # 3-13 min on 2 cores: a guest process per candidate
 @pytest.mark.board
 def test_tuning_for_four_threads_keeps_its_records_apart(tmp_path):
     """`tune --threads 4`: candidates ranked by their 4-thread latency, records in the 4-thread folder
