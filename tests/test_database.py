@@ -124,6 +124,16 @@ def test_merge_keeps_existing_records_and_skips_foreign_ones(tmp_path):
     assert [float(r.run_secs[0]) for r in reopened.records(FUNC)] == pytest.approx([1e-5, 3e-5])
 
 
+def test_merging_a_run_twice_adds_nothing(tmp_path):
+    run = _db_with_record(tmp_path / "run")
+    shipped = TargetDatabase(tmp_path / "shipped", AARCH64_A72, create=True)
+    assert shipped.merge_from(run.db) == 1
+    before = (shipped.path / RECORDS_FILE).read_text()
+    assert shipped.merge_from(run.db) == 0
+    assert (shipped.path / RECORDS_FILE).read_text() == before
+    assert len(TargetDatabase(tmp_path / "shipped", AARCH64_A72).records(FUNC)) == 1
+
+
 def test_merge_for_a_workload_keeps_only_records_that_replay_on_it(tmp_path):
     """A tuning run's records go under the tuned function; one scheduled from another module (what
     a search replay that rewrote its module in place leaves behind) is not stored."""

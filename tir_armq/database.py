@@ -266,8 +266,8 @@ class TargetDatabase:
         return len(workloads) - 1
 
     def _append_records(self, func: tirx.PrimFunc | None, records: Iterable[ms.database.TuningRecord]) -> int:
-        """Append `records`, each under `func`'s workload (or, without it, its own module's).
-        MetaSchedule writes the lines (into a scratch JSONDatabase: its serialisation of traces is
+        """Append `records`, each under `func`'s workload (or, without it, its own module's), except
+        those stored already; returns how many were appended. MetaSchedule writes the lines (into a scratch JSONDatabase: its serialisation of traces is
         its own), we append them under our workload lines."""
         with tempfile.TemporaryDirectory() as scratch_dir:
             scratch = ms.database.JSONDatabase(work_dir=scratch_dir, allow_missing=True)
@@ -277,12 +277,17 @@ class TargetDatabase:
                     rec.trace, pinned or scratch.commit_workload(rec.workload.mod), rec.run_secs, rec.target,
                     rec.args_info))
             workloads, lines = (_json_lines(Path(scratch_dir) / name) for name in (WORKLOADS_FILE, RECORDS_FILE))
+        appended = 0
         with self._writing():
             ours = [self._workload_line(workload) for workload in workloads]
             for index, raw in lines:
+                stored = self._index[1].setdefault(ours[index], [])
+                if raw in stored:  # the same record (trace, times, target) merged before
+                    continue
                 _append_line(self.path / RECORDS_FILE, [ours[index], raw])
-                self._index[1].setdefault(ours[index], []).append(raw)
-        return len(lines)
+                stored.append(raw)
+                appended += 1
+        return appended
 
     @contextlib.contextmanager
     def _writing(self):
