@@ -32,10 +32,8 @@ import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
-from .add import PARAM_NAMES as ADD_PARAM_NAMES
-from .add import add_expr
 from .conv import Conv2DSpec
-from .requantize import requantize_block
+from .conv_c8 import gemm_func
 from .stages import workload_attrs
 
 NAME = "conv_c2"
@@ -69,62 +67,4 @@ def build_conv_c2(spec: Conv2DSpec) -> tirx.PrimFunc:
                     "int32", data[v_b, v_y * sh, v_x * sw, v_p * 2 + v_e]
                 ) * T.Cast("int32", weight[v_p, v_oc, v_e])
 
-    data_shape, weight_shape, out_shape = (n_, h_, w_, k_), (pairs, oc_, 2), (n_, oh_, ow_, oc_)
-    if not spec.requantizes:
-
-        @T.prim_func(s_tir=True)
-        def func(
-            data: T.Buffer(data_shape, "int8"),
-            weight: T.Buffer(weight_shape, "int8"),
-            bias: T.Buffer((oc_,), "int32"),
-            output: T.Buffer(out_shape, "int32"),
-        ):
-            accumulate(data, weight, bias, output)
-
-    elif not spec.residual:
-        out_dtype = spec.output_dtype
-        epilogue = requantize_block(out_shape, out_dtype, spec.rounding)
-
-        @T.prim_func(s_tir=True)
-        def func(
-            data: T.Buffer(data_shape, "int8"),
-            weight: T.Buffer(weight_shape, "int8"),
-            bias: T.Buffer((oc_,), "int32"),
-            multiplier: T.Buffer((oc_,), "int32"),
-            shift: T.Buffer((oc_,), "int32"),
-            offset_clamp: T.Buffer((3,), "int32"),
-            requantize: T.Buffer(out_shape, out_dtype),
-        ):
-            output = T.sblock_alloc_buffer(out_shape, "int32")
-            accumulate(data, weight, bias, output)
-            epilogue(output, multiplier, shift, offset_clamp, requantize)
-
-    else:
-        out_dtype = spec.output_dtype
-        epilogue = requantize_block(out_shape, out_dtype, spec.rounding)
-        n_params = len(ADD_PARAM_NAMES)
-
-        @T.prim_func(s_tir=True)
-        def func(
-            data: T.Buffer(data_shape, "int8"),
-            weight: T.Buffer(weight_shape, "int8"),
-            bias: T.Buffer((oc_,), "int32"),
-            multiplier: T.Buffer((oc_,), "int32"),
-            shift: T.Buffer((oc_,), "int32"),
-            offset_clamp: T.Buffer((3,), "int32"),
-            residual: T.Buffer(out_shape, out_dtype),
-            add_params: T.Buffer((n_params,), "int32"),
-            residual_add: T.Buffer(out_shape, out_dtype),
-        ):
-            output = T.sblock_alloc_buffer(out_shape, "int32")
-            requantize = T.sblock_alloc_buffer(out_shape, out_dtype)
-            accumulate(data, weight, bias, output)
-            epilogue(output, multiplier, shift, offset_clamp, requantize)
-            for b, y, x, oc in T.grid(n_, oh_, ow_, oc_):
-                with T.sblock("residual_add"):
-                    v_b, v_y, v_x, v_oc = T.axis.remap("SSSS", [b, y, x, oc])
-                    residual_add[v_b, v_y, v_x, v_oc] = add_expr(
-                        requantize[v_b, v_y, v_x, v_oc], residual[v_b, v_y, v_x, v_oc],
-                        [add_params[i] for i in range(n_params)], out_dtype)
-
-    return func.with_attrs(workload_attrs(spec, NAME))
+    return gemm_func(spec, (pairs, oc_, 2), accumulate).with_attrs(workload_attrs(spec, NAME))

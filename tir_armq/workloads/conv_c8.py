@@ -120,8 +120,17 @@ def build_conv_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
     oh_, ow_ = spec.out_hw
     oc_ = spec.out_channels
     accumulate = c8_accumulate(n_, oh_, ow_, oc_, k_, spec.stride)
+    return gemm_func(spec, (oc_, 1, 1, k_), accumulate).with_attrs(workload_attrs(spec, NAME))
 
-    data_shape, weight_shape, out_shape = (n_, h_, w_, k_), (oc_, 1, 1, k_), (n_, oh_, ow_, oc_)
+
+def gemm_func(spec: Conv2DSpec, weight_shape: tuple[int, ...], accumulate) -> tirx.PrimFunc:
+    """The PrimFunc of a pointwise GEMM variant: `accumulate` (a TVMScript macro `(data, weight,
+    bias, acc)` that writes the int32 accumulators) and `spec`'s epilogue, with the signature
+    `(data, weight, bias[, multiplier, shift, offset_clamp][, residual, add_params], output)`."""
+    n_, h_, w_, k_ = spec.data_shape
+    oh_, ow_ = spec.out_hw
+    oc_ = spec.out_channels
+    data_shape, out_shape = (n_, h_, w_, k_), (n_, oh_, ow_, oc_)
     if not spec.requantizes:
 
         @T.prim_func(s_tir=True)
@@ -175,4 +184,4 @@ def build_conv_c8(spec: Conv2DSpec) -> tirx.PrimFunc:
             epilogue(output, multiplier, shift, offset_clamp, requantize)
             add_residual(requantize, residual, add_params, residual_add)
 
-    return func.with_attrs(workload_attrs(spec, NAME))
+    return func
