@@ -94,6 +94,44 @@ class ConvKernel(ABC):
         return self.name
 
 
+class OutputTileKernel(ConvKernel):
+    """A variant whose accumulators hold `oc_tile` output channels: a layer with other output
+    channels is built padded to the tile (zero weights and bias for the extra channels, sliced off
+    after); one that fuses a residual input, whose channels are the layer's, must fit the tile."""
+
+    oc_tile: ClassVar[int]
+
+    def fits_tile(self, spec: QuantConvSpec) -> bool:
+        return spec.out_channels % self.oc_tile == 0 or not spec.residual
+
+    def kernel_spec(self, spec):
+        padded = -(-spec.out_channels // self.oc_tile) * self.oc_tile
+        if padded == spec.out_channels:
+            return spec
+        return replace(spec, channels_out=padded, weight_zero_point=0)
+
+    def _padded_channels(self, spec, weight: np.ndarray, bias: np.ndarray,
+                         requantize: RequantizeParams | None
+                         ) -> tuple[tuple[np.ndarray, np.ndarray], RequantizeParams | None]:
+        """((weight, bias), requantize) with the output channels padded to the kernel's tile: zero
+        weights and bias for the extra channels (their outputs are sliced off), the first channel's
+        requantize parameters."""
+        channels = self.kernel_spec(spec).out_channels
+        extra = channels - spec.out_channels
+        if extra:
+            weight = np.concatenate([weight, np.zeros((extra, *weight.shape[1:]), weight.dtype)])
+            bias = np.concatenate([bias, np.zeros(extra, np.int32)])
+        if requantize is not None:
+            requantize = with_channels(per_channel(requantize, spec.out_channels), channels)
+        return (weight, bias), requantize
+
+
+def unpadded_pointwise(spec: QuantConvSpec) -> bool:
+    """A 1x1 conv without padding (also what a FULLY_CONNECTED layer is built as)."""
+    p = spec.padding
+    return spec.kernel == (1, 1) and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0)
+
+
 @dataclass(frozen=True)
 class OpKernel:
     """A kernel of another op (ADD, MEAN, the standalone requantize): one PrimFunc builder and its

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import numpy as np
-
 from ..requantize import RequantizeParams
 from ..schedules.conv_c2 import ConvC2
 from ..workloads.conv import Conv2DSpec
 from ..workloads.conv_c2 import K_STEP, NAME, OC_TILE, build_conv_c2, pair_channels
-from .base import ConvKernel, Operands, fold_data_zero_point, per_channel, symmetric_int8, with_channels
+from .base import Operands, OutputTileKernel, fold_data_zero_point, symmetric_int8, unpadded_pointwise
 
 
-class ConvC2Kernel(ConvKernel):
+class ConvC2Kernel(OutputTileKernel):
     name = NAME
+    oc_tile = OC_TILE
     kind = "conv"
     computes = ("input channel pairs broadcast against 8 output channels' weight pairs, 8-bit products "
                 "two pairs summed in int16, pairwise added into one int32 lane per output channel; "
@@ -29,28 +26,13 @@ class ConvC2Kernel(ConvKernel):
     rule = ConvC2()
 
     def applies(self, spec, weight=None) -> bool:
-        p = spec.padding
-        return (isinstance(spec, Conv2DSpec) and symmetric_int8(spec, weight) and spec.kernel == (1, 1)
-                and (p.top, p.bottom, p.left, p.right) == (0, 0, 0, 0) and spec.data_shape[3] % K_STEP == 0
-                # a fused residual input has the layer's channels: no padding then
-                and (spec.out_channels % OC_TILE == 0 or not spec.residual))
-
-    def kernel_spec(self, spec):
-        padded = -(-spec.out_channels // OC_TILE) * OC_TILE
-        if padded == spec.out_channels:
-            return spec
-        return replace(spec, channels_out=padded, weight_zero_point=0)
+        return (isinstance(spec, Conv2DSpec) and symmetric_int8(spec, weight) and unpadded_pointwise(spec)
+                and spec.data_shape[3] % K_STEP == 0 and self.fits_tile(spec))
 
     def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
         # The unpadded conv's data zero point goes into the bias: the kernel never sees it.
         bias = fold_data_zero_point(spec, weight, bias)
-        channels = self.kernel_spec(spec).out_channels
-        extra = channels - spec.out_channels
-        if extra:  # zero weights for the padded channels; their outputs are sliced off
-            weight = np.concatenate([weight, np.zeros((extra, *weight.shape[1:]), weight.dtype)])
-            bias = np.concatenate([bias, np.zeros(extra, np.int32)])
-        if requantize is not None:
-            requantize = with_channels(per_channel(requantize, spec.out_channels), channels)
+        (weight, bias), requantize = self._padded_channels(spec, weight, bias, requantize)
         return Operands((pair_channels(weight), bias), requantize)
 
     def _build(self, spec):

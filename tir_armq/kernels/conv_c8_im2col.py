@@ -8,7 +8,6 @@ import numpy as np
 from ..requantize import RequantizeParams
 from ..schedules.conv_c8_im2col import ConvC8Im2col
 from ..workloads.conv import Conv2DSpec
-from ..workloads.conv_c8 import OC_TILE
 from ..workloads.conv_c8_im2col import NAME, build_conv_c8_im2col, pack_weights
 from .base import Operands, fold_data_zero_point, symmetric_int8
 from .conv_c8 import ConvC8Kernel
@@ -27,9 +26,7 @@ class ConvC8Im2colKernel(ConvC8Kernel):
 
     def applies(self, spec, weight=None) -> bool:
         return (isinstance(spec, Conv2DSpec) and symmetric_int8(spec, weight)
-                and spec.kernel[0] * spec.kernel[1] > 1
-                # a fused residual input has the layer's channels: no padding then
-                and (spec.out_channels % OC_TILE == 0 or not spec.residual))
+                and spec.kernel[0] * spec.kernel[1] > 1 and self.fits_tile(spec))
 
     def prepare(self, spec, weight, bias, requantize: RequantizeParams | None = None) -> Operands:
         # Every value the kernel multiplies is the data or its zero point (padding, and padded taps
