@@ -31,6 +31,7 @@ import numpy as np
 from ..board.guest import GUEST_PYTHON, Guest
 from ..database import SHIPPED
 from ..measure.cost import KERNEL_GUEST, Cost, entry_blocks
+from ..measure.guest_maps import GuestMaps, host_file
 from ..measure.mca import CPU_MODELS, BlockCostCache, CpuModel
 from ..measure.plugin import Counts, merge_counts, parse_counts, run_counted
 from ..model.build import BuiltModel, build_model
@@ -73,21 +74,12 @@ class Symbolizer:
 
     def __init__(self, maps: str, sysroot: Path) -> None:
         self.sysroot = sysroot
-        self._maps = []  # (start, end, load base, path)
-        bases: dict[str, int] = {}
-        for line in maps.splitlines():
-            parts = line.split()
-            if len(parts) < 6 or not parts[5].startswith("/"):
-                continue
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            offset, path = int(parts[2], 16), parts[5]
-            bases.setdefault(path, start - offset)  # the first mapping of a file holds its ELF header
-            self._maps.append((start, end, bases[path], path))
+        self._maps = GuestMaps(maps)
         self._symbols: dict[str, tuple[list[int], list[str]]] = {}
 
     def _table(self, path: str) -> tuple[list[int], list[str]]:
         if path not in self._symbols:
-            host = Path(path) if Path(path).exists() else self.sysroot / path.lstrip("/")
+            host = host_file(path, self.sysroot)
             nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
             out = subprocess.run([nm, "--defined-only", "-n", "-C", str(host)], capture_output=True, text=True)
             rows = []
@@ -101,13 +93,13 @@ class Symbolizer:
     def __call__(self, addr: int) -> tuple[str, str]:
         """(file name, symbol) of a guest address; the symbol is "?" where the file has none. TVM's
         `<name>_compute_` and `__tvm_ffi_<name>` are both named `<name>`: the kernel's global symbol."""
-        for start, end, base, path in self._maps:
-            if start <= addr < end:
-                addrs, names = self._table(path)
-                i = bisect.bisect_right(addrs, addr - base) - 1
-                symbol = names[i] if i >= 0 else "?"
-                return Path(path).name, _TVM_SYMBOL.sub(r"\1", symbol)
-        return "?", "?"
+        path, offset = self._maps.locate(addr)
+        if not path:
+            return "?", "?"
+        addrs, names = self._table(path)
+        i = bisect.bisect_right(addrs, offset) - 1
+        symbol = names[i] if i >= 0 else "?"
+        return Path(path).name, _TVM_SYMBOL.sub(r"\1", symbol)
 
 
 def profile(counts: Counts, maps: str, sysroot: Path, model: CpuModel, cache: BlockCostCache,
@@ -186,36 +178,49 @@ def symbol_offset(library: Path, name: str) -> int:
     raise RuntimeError(f"{library}: no function {name} in its symbol table (a stripped or other LiteRT build?)")
 
 
-def _litert_profile(path: Path, x_file: Path, model: CpuModel, cache: BlockCostCache, tmp: Path, guest: Guest,
-                    xnnpack: bool) -> tuple[Profile, list[Profile]]:
-    """One invoke of LiteRT, and with XNNPACK one profile per XNNPACK operator (the first: the
-    invoke up to its first operator; the last operator's includes the return of the invoke)."""
+def _count_litert(path: Path, x_file: Path, model: CpuModel, tmp: Path, guest: Guest, *, xnnpack: bool,
+                  threads: int = 1, per_thread: bool = False) -> tuple[list[Counts], str]:
+    """Count LiteRT on the board with `model`'s CPU: one invoke with XNNPACK, cut into one report per
+    XNNPACK operator (the first: the invoke up to its first operator; the last operator's includes the
+    return of the invoke), or INVOKES without it, one report; `per_thread`: each block's counts per
+    thread (plugin threads=on).
+    Returns the reports and the guest's /proc/self/maps."""
     from ..measure.plugin import build_plugin
 
     check_litert_installed(guest)
-    counts_file, maps = tmp / "litert_counts.txt", tmp / "litert_maps"
+    counts_file, maps = tmp / f"litert_t{threads}_counts.txt", tmp / f"litert_t{threads}_maps"
     split_at = None
     if xnnpack:
         offset = symbol_offset(litert_site_packages(guest) / "ai_edge_litert" / LITERT_LIB, XNNPACK_OPERATOR_ENTRY)
         split_at = f"{LITERT_LIB}:{offset:x}"
+    plugin_args = [f"out={counts_file}", "blocks=region", "bytes=on", *(["threads=on"] if per_thread else [])]
     argv = litert_argv(path, warmup=WARMUP, invokes=1 if xnnpack else INVOKES, xnnpack=xnnpack, input=x_file,
-                       maps=maps, plugin=build_plugin(), split_at=split_at,
-                       plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on"], guest=guest)
+                       maps=maps, plugin=build_plugin(), split_at=split_at, threads=threads,
+                       plugin_args=plugin_args, guest=guest)
     # XNNPACK picks its ukernels from /proc/cpuinfo: the CPU of the estimate, in qemu and in the file.
     argv[argv.index("-cpu") + 1] = model.name
     argv[argv.index("-L") + 1] = str(guest.prefix_for(model.name))
     res = subprocess.run(argv, env=litert_env(guest), cwd="/", capture_output=True, timeout=3600)
     if res.returncode != 0:
-        raise RuntimeError(f"LiteRT run failed (exit {res.returncode}):\n" + res.stderr.decode(errors="replace")[-3000:])
-    name_map = maps.read_text()
+        raise RuntimeError(f"LiteRT run failed (exit {res.returncode}):\n"
+                           + res.stderr.decode(errors="replace")[-3000:])
     if not xnnpack:
-        return profile(parse_counts(counts_file), name_map, guest.sysroot, model, cache, xnnpack_group), []
+        return [parse_counts(counts_file)], maps.read_text()
     parts = []
     while (part := Path(f"{counts_file}.{len(parts)}")).is_file():
         parts.append(parse_counts(part))
     if len(parts) < 2:
         raise RuntimeError(f"the LiteRT + XNNPACK run was not cut at {XNNPACK_OPERATOR_ENTRY} "
                            f"({len(parts)} reports): is the counting plugin current?")
+    return parts, maps.read_text()
+
+
+def _litert_profile(path: Path, x_file: Path, model: CpuModel, cache: BlockCostCache, tmp: Path, guest: Guest,
+                    xnnpack: bool) -> tuple[Profile, list[Profile]]:
+    """One invoke of LiteRT, and with XNNPACK one profile per XNNPACK operator."""
+    parts, name_map = _count_litert(path, x_file, model, tmp, guest, xnnpack=xnnpack)
+    if not xnnpack:
+        return profile(parts[0], name_map, guest.sysroot, model, cache, xnnpack_group), []
     whole = profile(merge_counts(parts), name_map, guest.sysroot, model, cache, xnnpack_group)
     return whole, [profile(p, name_map, guest.sysroot, model, cache, xnnpack_group) for p in parts]
 
@@ -396,25 +401,11 @@ def litert_threaded_cost(path: Path, x_file: Path, model: CpuModel, threads: int
     are (`tir_armq.measure.threads`), one segment per XNNPACK operator: the launching thread's own
     code plus the operator's tiles spread evenly over the threads (pthreadpool deals them out as
     threads ask, so the split itself depends on host timing)."""
-    from ..measure.plugin import build_plugin
     from ..measure.threads import threaded_cost
 
-    check_litert_installed(guest)
-    counts_file, maps = tmp / f"litert_t{threads}_counts.txt", tmp / f"litert_t{threads}_maps"
-    offset = symbol_offset(litert_site_packages(guest) / "ai_edge_litert" / LITERT_LIB, XNNPACK_OPERATOR_ENTRY)
-    argv = litert_argv(path, warmup=WARMUP, invokes=1, xnnpack=True, input=x_file, maps=maps,
-                       plugin=build_plugin(), split_at=f"{LITERT_LIB}:{offset:x}", threads=threads, guest=guest,
-                       plugin_args=[f"out={counts_file}", "blocks=region", "bytes=on", "threads=on"])
-    argv[argv.index("-cpu") + 1] = model.name
-    argv[argv.index("-L") + 1] = str(guest.prefix_for(model.name))
-    res = subprocess.run(argv, env=litert_env(guest), cwd="/", capture_output=True, timeout=3600)
-    if res.returncode != 0:
-        raise RuntimeError(f"LiteRT run failed (exit {res.returncode}):\n"
-                           + res.stderr.decode(errors="replace")[-3000:])
-    parts = []
-    while (part := Path(f"{counts_file}.{len(parts)}")).is_file():
-        parts.append(parse_counts(part))
-    return threaded_cost(parts, maps.read_text(), guest.sysroot, None, model, threads, calls=1, cache=cache)
+    parts, maps = _count_litert(path, x_file, model, tmp, guest, xnnpack=True, threads=threads,
+                                per_thread=True)
+    return threaded_cost(parts, maps, guest.sysroot, None, model, threads, calls=1, cache=cache)
 
 
 @dataclass

@@ -29,12 +29,17 @@ import functools
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .cost import Cost, basic_blocks
+import numpy as np
+
+from ..board.guest import GUEST_PYTHON, Guest
+from .cost import KERNEL_GUEST, Cost, basic_blocks
+from .guest_maps import GuestMaps, host_file
 from .mca import BlockCostCache, CpuModel
-from .plugin import Block, Counts
+from .plugin import Block, Counts, build_plugin, parse_counts
 
 # Functions whose every instruction is waiting, by file: called in loops that spin until other
 # threads finish (TVM's ParallelLauncher::WaitForJobs, TVMBackendParallelBarrier, the task queue).
@@ -59,27 +64,6 @@ class ThreadedCost(Cost):
 
     threads: int = 1
     launches: int = 0
-
-
-class _Maps:
-    """Guest address -> (file name, offset from its load base), from /proc/self/maps."""
-
-    def __init__(self, maps: str) -> None:
-        self.entries = []  # (start, end, base, path)
-        bases: dict[str, int] = {}
-        for line in maps.splitlines():
-            parts = line.split()
-            if len(parts) < 6 or not parts[5].startswith("/"):
-                continue
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            bases.setdefault(parts[5], start - int(parts[2], 16))  # the first mapping holds the ELF header
-            self.entries.append((start, end, bases[parts[5]], parts[5]))
-
-    def locate(self, addr: int) -> tuple[str, int]:
-        for start, end, base, path in self.entries:
-            if start <= addr < end:
-                return path, addr - base
-        return "", addr
 
 
 def _objdump() -> str:
@@ -154,14 +138,14 @@ class BlockKinds:
     code is the work (our kernels); None: work is whatever a worker thread ran (XNNPACK's tiles)."""
 
     def __init__(self, maps: str, sysroot: Path, work_library: str | None) -> None:
-        self.maps = _Maps(maps)
+        self.maps = GuestMaps(maps)
         self.sysroot = sysroot
         self.work_library = Path(work_library).name if work_library else None
         self._cache: dict[int, str] = {}
 
     def _waits(self, path: str) -> tuple[tuple[int, int], ...]:
         name = Path(path).name
-        host = (Path(path) if Path(path).exists() else self.sysroot / path.lstrip("/")).resolve()
+        host = host_file(path, self.sysroot).resolve()
         ranges = ()
         if name in WAIT_FUNCTIONS:
             ranges += wait_ranges(host, WAIT_FUNCTIONS[name])
@@ -243,18 +227,10 @@ def threaded_cost(segments: list[Counts], maps: str, sysroot: Path, work_library
 
 
 def measure_threaded(library: Path | str, func_name: str, arrays, *, threads: int, model: CpuModel,
-                     guest=None, warmup: int = 2, calls: int = 2, timeout: float = 600.0,
+                     guest: Guest | None = None, warmup: int = 2, calls: int = 2, timeout: float = 600.0,
                      cache: BlockCostCache | None = None) -> ThreadedCost:
     """Cost of one call of `func_name` in the aarch64 .so `library` on `threads` threads of the
     emulated board (one guest process; a kernel without parallel loops runs on one)."""
-    import tempfile
-
-    import numpy as np
-
-    from ..board.guest import GUEST_PYTHON, Guest
-    from .cost import KERNEL_GUEST
-    from .plugin import build_plugin, parse_counts
-
     guest = guest or Guest.default()
     guest.check_installed()
     with tempfile.TemporaryDirectory(prefix="tir_armq_threads.") as tmp:
