@@ -22,7 +22,7 @@ import tflite
 import tvm
 import tvm_ffi
 
-from tir_armq.database import LayeredDatabase, TargetDatabase
+from tir_armq.database import SHIPPED, LayeredDatabase, TargetDatabase
 from tir_armq.kernels import design_spaces
 from tir_armq.model.build import build_model, schedule_kernels
 from tir_armq.model.quant_rewrite import AddSite, MeanSite, rewrite_quantized_convs
@@ -70,9 +70,11 @@ def _litert(path: Path, x: np.ndarray, tmp_path: Path, dump: bool = False):
 
 
 def _build_and_run(path: Path, x: np.ndarray, tmp_path: Path, board_key: str, layers: int,
-                   threads: int = 1) -> np.ndarray:
-    built = build_model(path, AARCH64_A72.with_threads(threads), db_roots=())
+                   threads: int = 1, db_roots: tuple = (), rebuilt: bool = False) -> np.ndarray:
+    built = build_model(path, AARCH64_A72.with_threads(threads), db_roots=db_roots)
     assert built.layers == layers, built.report()
+    # With the shipped records on several threads, one-thread records rebuilt for them (`kernels.retarget`).
+    assert (built.retargeted > 0) == rebuilt, built.kernel_table()
     library = built.export(tmp_path / "model.so")
     return run_model(library, x, key=board_key)
 
@@ -100,14 +102,18 @@ def _tflite_ops(path: Path) -> list[tuple[str, list[int], list[int]]]:
 
 
 @pytest.mark.board
-def test_four_thread_build_matches_litert(tmp_path, board_key):
-    """MobileNetV2 built for 4 threads (parallel loops in its kernels), run on 4 threads of the
-    board's pool: the interpreter's output exactly."""
+@pytest.mark.parametrize("records", ["fixed", "shipped"])
+def test_four_thread_build_matches_litert(records, tmp_path, board_key):
+    """MobileNetV2 built for 4 threads (parallel loops in its kernels: the fixed schedules', or the
+    shipped one-thread records' rebuilt for 4 threads), run on 4 threads of the board's pool: the
+    interpreter's output exactly."""
     name = "mobilenet_v2_035_96_int8"
     path = MODELS / f"{name}.tflite"
     x = _input(load_tflite(path), seed=2)
     expected, _ = _litert(path, x, tmp_path)
-    got = _build_and_run(path, x, tmp_path, board_key, MOBILENETS[name][0], threads=4)
+    shipped = records == "shipped"
+    got = _build_and_run(path, x, tmp_path, board_key, MOBILENETS[name][0], threads=4,
+                         db_roots=(SHIPPED,) if shipped else (), rebuilt=shipped)
     assert json.loads((tmp_path / "model.so.json").read_text())["threads"] == 4
     np.testing.assert_array_equal(got, expected)
 

@@ -16,7 +16,6 @@ the operators are matched to our kernels in model order by kind (GEMM, DENSE, DE
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 import shutil
@@ -31,7 +30,7 @@ import numpy as np
 from ..board.guest import GUEST_PYTHON, Guest
 from ..database import SHIPPED
 from ..measure.cost import KERNEL_GUEST, Cost, entry_blocks
-from ..measure.guest_maps import GuestMaps, host_file
+from ..measure.guest_maps import Symbolizer
 from ..measure.mca import CPU_MODELS, BlockCostCache, CpuModel
 from ..measure.plugin import Counts, merge_counts, parse_counts, run_counted
 from ..model.build import BuiltModel, build_model
@@ -48,7 +47,6 @@ LITERT_LIB = "libpywrap_litert_common.so"
 XNNPACK_OPERATOR_ENTRY = "xnn_run_operator_with_index"  # called once per operator of an invoke
 WARMUP, INVOKES = 3, 2  # the model is counted as LiteRT's per-layer runs are: after warm-up invokes
 
-_TVM_SYMBOL = re.compile(r"^(?:__tvm_ffi_)?(.+?)(?:_compute_)?$")
 # XNNPACK's symbols by op group, first match wins: ukernels, and the per-op set-up they need.
 _XNNPACK_GROUPS = (
     (re.compile(r"igemm|indirection"), DENSE),
@@ -67,39 +65,6 @@ class Profile:
     cost: Cost
     by_symbol: dict[str, tuple[float, float]] = field(default_factory=dict)
     by_group: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-
-class Symbolizer:
-    """Names guest code addresses: the mapped file from /proc/self/maps, then its ELF symbol table."""
-
-    def __init__(self, maps: str, sysroot: Path) -> None:
-        self.sysroot = sysroot
-        self._maps = GuestMaps(maps)
-        self._symbols: dict[str, tuple[list[int], list[str]]] = {}
-
-    def _table(self, path: str) -> tuple[list[int], list[str]]:
-        if path not in self._symbols:
-            host = host_file(path, self.sysroot)
-            nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
-            out = subprocess.run([nm, "--defined-only", "-n", "-C", str(host)], capture_output=True, text=True)
-            rows = []
-            for line in out.stdout.splitlines():
-                parts = line.split(" ", 2)
-                if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith("$"):
-                    rows.append((int(parts[0], 16), parts[2]))
-            self._symbols[path] = ([a for a, _ in rows], [n for _, n in rows])
-        return self._symbols[path]
-
-    def __call__(self, addr: int) -> tuple[str, str]:
-        """(file name, symbol) of a guest address; the symbol is "?" where the file has none. TVM's
-        `<name>_compute_` and `__tvm_ffi_<name>` are both named `<name>`: the kernel's global symbol."""
-        path, offset = self._maps.locate(addr)
-        if not path:
-            return "?", "?"
-        addrs, names = self._table(path)
-        i = bisect.bisect_right(addrs, offset) - 1
-        symbol = names[i] if i >= 0 else "?"
-        return Path(path).name, _TVM_SYMBOL.sub(r"\1", symbol)
 
 
 def profile(counts: Counts, maps: str, sysroot: Path, model: CpuModel, cache: BlockCostCache,
@@ -398,24 +363,36 @@ def write_model_outputs(b: ModelBench, out_dir: Path) -> list[Path]:
 def litert_threaded_cost(path: Path, x_file: Path, model: CpuModel, threads: int, tmp: Path, guest: Guest,
                          cache: BlockCostCache | None = None):
     """One invoke of LiteRT + XNNPACK with `num_threads=threads`, costed as our multi-thread builds
-    are (`tir_armq.measure.threads`), one segment per XNNPACK operator: the launching thread's own
-    code plus the operator's tiles spread evenly over the threads (pthreadpool deals them out as
-    threads ask, so the split itself depends on host timing)."""
+    are (`tir_armq.measure.threads`), one segment per XNNPACK operator (by function): the launching
+    thread's own code plus the operator's tiles spread evenly over the threads (pthreadpool deals
+    them out as threads ask, so the split itself depends on host timing)."""
     from ..measure.threads import threaded_cost
 
     parts, maps = _count_litert(path, x_file, model, tmp, guest, xnnpack=True, threads=threads,
                                 per_thread=True)
-    return threaded_cost(parts, maps, guest.sysroot, None, model, threads, calls=1, cache=cache)
+    return threaded_cost(parts, maps, guest.sysroot, None, model, threads, calls=1, cache=cache, by_symbol=True)
+
+
+def threaded_profile(instructions: float, cycles: float, cpu: str, by_symbol: dict, group_of) -> Profile:
+    """A `Profile` of latencies: `by_symbol` maps (file, function) to (instructions, latency cycles)."""
+    result = Profile(Cost(instructions, cycles, cpu))
+    for (where, symbol), (insns, cyc) in by_symbol.items():
+        for table, key in ((result.by_symbol, symbol), (result.by_group, group_of(where, symbol))):
+            i, c = table.get(key, (0.0, 0.0))
+            table[key] = (i + insns, c + cyc)
+    return result
 
 
 @dataclass
 class ThreadsBench:
-    """Whole-model latency estimates on 1 and `threads` threads: ours and LiteRT + XNNPACK."""
+    """Whole-model latency estimates on 1 and `threads` threads: ours and LiteRT + XNNPACK, in total
+    and per op."""
 
     model: str
     cpu: str
     threads: int
     rows: list[dict]  # {"threads", "engine", "instructions", "cycles", "kernels_from_db"}
+    op_rows: dict[int, list[dict]] = field(default_factory=dict)  # threads -> `op_rows` of that build
 
     def cycles(self, engine: str, threads: int) -> float:
         return next(r["cycles"] for r in self.rows if r["engine"] == engine and r["threads"] == threads)
@@ -425,7 +402,8 @@ def bench_model_threads(path: Path | str, threads: int, *, cpu: str = "cortex-a7
                         out_dir: Path = Path("bench_out"), seed: int = 0) -> ThreadsBench:
     """`bench --model --threads N`: the model built for 1 and for N threads, and LiteRT + XNNPACK with
     num_threads 1 and N, one invoke each, costed by the same multi-thread method
-    (`tir_armq.measure.threads`); prints the table and writes <model>_threads.json to `out_dir`."""
+    (`tir_armq.measure.threads`), in total and per op; prints the tables and writes
+    <model>_threads.json and <model>_threads_table.txt to `out_dir`."""
     from ..measure.threads import measure_threaded
 
     path = Path(path)
@@ -433,7 +411,7 @@ def bench_model_threads(path: Path | str, threads: int, *, cpu: str = "cortex-a7
     board = AARCH64_A53 if cpu == "cortex-a53" else AARCH64_A72
     guest = Guest.default()
     cache = BlockCostCache(model)
-    rows = []
+    rows, per_op = [], {}
     with tempfile.TemporaryDirectory(prefix="tir_armq_bench_threads.") as tmp:
         tmp = Path(tmp)
         for t in sorted({1, threads}):
@@ -444,19 +422,26 @@ def bench_model_threads(path: Path | str, threads: int, *, cpu: str = "cortex-a7
             print(f"[bench] {path.name}: counting ours on {t} thread(s)", file=sys.stderr, flush=True)
             library = built.export(tmp / f"model_t{t}.so")
             ours = measure_threaded(library, "@vm:main", [x], threads=t, model=model, warmup=WARMUP, calls=1,
-                                    timeout=3600, cache=cache)
+                                    timeout=3600, cache=cache, by_symbol=True)
             rows.append({"threads": t, "engine": "ours", "instructions": ours.instructions,
                          "cycles": ours.cycles, "kernels_from_db": f"{built.from_database}/{built.kernels}"})
             print(f"[bench] counting LiteRT + XNNPACK on {t} thread(s)", file=sys.stderr, flush=True)
             xnn = litert_threaded_cost(path, tmp / "x.npy", model, t, tmp, guest, cache)
             rows.append({"threads": t, "engine": "xnnpack", "instructions": xnn.instructions,
                          "cycles": xnn.cycles, "kernels_from_db": ""})
-    bench = ThreadsBench(path.name, cpu, threads, rows)
-    print(threads_table(bench))
+            operators = [threaded_profile(s.instructions, s.cycles, model.name, s.by_symbol, xnnpack_group)
+                         for s in xnn.segments]
+            mine = threaded_profile(ours.instructions, ours.cycles, model.name, ours.by_symbol(),
+                                    ours_groups(built, library))
+            per_op[t] = op_rows(built, mine, operators)
+    bench = ThreadsBench(path.name, cpu, threads, rows, per_op)
+    table = threads_table(bench)
+    print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{path.stem}_threads.json"
+    out, text = out_dir / f"{path.stem}_threads.json", out_dir / f"{path.stem}_threads_table.txt"
     out.write_text(json.dumps(asdict(bench), indent=1) + "\n")
-    print(f"wrote {out}")
+    text.write_text(table + "\n")
+    print(f"wrote {out}\nwrote {text}")
     return bench
 
 
@@ -471,4 +456,31 @@ def threads_table(b: ThreadsBench) -> str:
     if b.threads > 1:
         ours, xnn = (b.cycles(e, 1) / b.cycles(e, b.threads) for e in ("ours", "xnnpack"))
         lines.append(f"speed-up 1 -> {b.threads} threads: ours {ours:.2f}x, XNNPACK {xnn:.2f}x")
+    if b.threads > 1 and {1, b.threads} <= set(b.op_rows):
+        lines += _threads_op_lines(b.op_rows[1], b.op_rows[b.threads], b.threads)
     return "\n".join(lines)
+
+
+def _threads_op_lines(one: list[dict], many: list[dict], threads: int) -> list[str]:
+    """Per op latency on 1 and `threads` threads (ours per call of the kernel, XNNPACK its operators)."""
+    t = threads
+    lines = ["", f"per op, est. cycles of latency (ours: per call of the kernel; XNNPACK: its operators)",
+             f"{'#':>3} {'TFLite ops':<22}{'our kernel':<58}{'ours 1t':>11}{f'ours {t}t':>11}{'speed-up':>9}"
+             f"{'XNN 1t':>11}{f'XNN {t}t':>11}{'speed-up':>9}{f'XNN/ours {t}t':>14}"]
+    if [r["kernel"] for r in one] != [r["kernel"] for r in many]:
+        return lines[:1] + ["(the 1- and multi-thread runs' ops do not line up: no per-op table)"]
+
+    def cyc(r: dict, engine: str) -> float | None:
+        return r[engine][1] if r[engine] else None
+
+    def fmt(v: float | None, width: int = 11) -> str:
+        return f"{v:>{width},.0f}" if v is not None else f"{'-':>{width}}"
+
+    def ratio(a: float | None, b: float | None, width: int) -> str:
+        return f"{a / b:>{width - 1}.2f}x" if a and b else f"{'-':>{width}}"
+
+    for i, (r1, rt) in enumerate(zip(one, many)):
+        o1, ot, x1, xt = cyc(r1, "ours"), cyc(rt, "ours"), cyc(r1, "xnnpack"), cyc(rt, "xnnpack")
+        lines.append(f"{i:>3} {r1['ops']:<22}{r1['kernel'][:57]:<58}{fmt(o1)}{fmt(ot)}{ratio(o1, ot, 9)}"
+                     f"{fmt(x1)}{fmt(xt)}{ratio(x1, xt, 9)}{ratio(xt, ot, 14)}")
+    return lines

@@ -1,8 +1,15 @@
-"""Where guest code lives: a guest process's /proc/self/maps, read on the host."""
+"""Where guest code lives and what it is called: a guest process's /proc/self/maps and the ELF symbol
+tables of its files, read on the host."""
 
 from __future__ import annotations
 
+import bisect
+import re
+import shutil
+import subprocess
 from pathlib import Path
+
+_TVM_SYMBOL = re.compile(r"^(?:__tvm_ffi_)?(.+?)(?:_compute_)?$")
 
 
 class GuestMaps:
@@ -31,3 +38,36 @@ class GuestMaps:
 def host_file(path: str, sysroot: Path) -> Path:
     """The host file of a guest path: itself where the guest saw a host path, else under the sysroot."""
     return Path(path) if Path(path).exists() else sysroot / path.lstrip("/")
+
+
+class Symbolizer:
+    """Names guest code addresses: the mapped file from /proc/self/maps, then its ELF symbol table."""
+
+    def __init__(self, maps: str, sysroot: Path) -> None:
+        self.sysroot = sysroot
+        self._maps = GuestMaps(maps)
+        self._symbols: dict[str, tuple[list[int], list[str]]] = {}
+
+    def _table(self, path: str) -> tuple[list[int], list[str]]:
+        if path not in self._symbols:
+            host = host_file(path, self.sysroot)
+            nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
+            out = subprocess.run([nm, "--defined-only", "-n", "-C", str(host)], capture_output=True, text=True)
+            rows = []
+            for line in out.stdout.splitlines():
+                parts = line.split(" ", 2)
+                if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith("$"):
+                    rows.append((int(parts[0], 16), parts[2]))
+            self._symbols[path] = ([a for a, _ in rows], [n for _, n in rows])
+        return self._symbols[path]
+
+    def __call__(self, addr: int) -> tuple[str, str]:
+        """(file name, symbol) of a guest address; the symbol is "?" where the file has none. TVM's
+        `<name>_compute_` and `__tvm_ffi_<name>` are both named `<name>`: the kernel's global symbol."""
+        path, offset = self._maps.locate(addr)
+        if not path:
+            return "?", "?"
+        addrs, names = self._table(path)
+        i = bisect.bisect_right(addrs, offset) - 1
+        symbol = names[i] if i >= 0 else "?"
+        return Path(path).name, _TVM_SYMBOL.sub(r"\1", symbol)

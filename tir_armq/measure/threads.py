@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import defaultdict
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..board.guest import GUEST_PYTHON, Guest
 from .cost import KERNEL_GUEST, Cost, basic_blocks
-from .guest_maps import GuestMaps, host_file
+from .guest_maps import GuestMaps, Symbolizer, host_file
 from .mca import BlockCostCache, CpuModel
 from .plugin import Block, Counts, build_plugin, parse_counts
 
@@ -56,14 +57,39 @@ LOOP_WINDOW = 64  # bytes around a call to a wait function in which its loop's b
 SYNC_FILES = ("libc.so.6", "libstdc++.so.6")
 
 
+Symbol = tuple[str, str]  # (file name, function), as `guest_maps.Symbolizer` names an address
+
+
+@dataclass(frozen=True)
+class SegmentCost:
+    """One segment of a run: its instructions and latency, and both split by the function they were
+    spent in (`by_symbol`, when asked for): the launching thread's serial code, plus the slowest
+    thread's work (or, where work is spread evenly, each function's share of it)."""
+
+    instructions: float
+    cycles: float
+    by_symbol: dict[Symbol, tuple[float, float]] = field(default_factory=dict, compare=False)
+
+
 @dataclass(frozen=True)
 class ThreadedCost(Cost):
     """Cost of one call on `threads` threads: `cycles` is the latency estimate, `instructions`
     every thread's instructions except waiting and a launch's synchronisation; `launches`
-    parallel launches per call."""
+    parallel launches per call; `segments` the run's segments (all calls), with their costs by
+    function when they were asked for."""
 
     threads: int = 1
     launches: int = 0
+    segments: tuple[SegmentCost, ...] = field(default=(), compare=False)
+
+    def by_symbol(self, calls: int = 1) -> dict[Symbol, tuple[float, float]]:
+        """(instructions, latency cycles) per call by function, over all segments."""
+        total: dict[Symbol, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for segment in self.segments:
+            for symbol, (insns, cycles) in segment.by_symbol.items():
+                total[symbol][0] += insns / calls
+                total[symbol][1] += cycles / calls
+        return {k: (i, c) for k, (i, c) in total.items()}
 
 
 def _objdump() -> str:
@@ -179,10 +205,12 @@ def _cycles(blocks: list[Block], execs, per_code: dict[str, float], cache: Block
 
 
 def segment_latency(segment: Counts, kinds: BlockKinds, cache: BlockCostCache, *, launch: bool,
-                    threads: int = 1, per_code: dict[str, float] | None = None) -> tuple[float, float]:
-    """(instructions without waiting, latency in est. cycles) of one segment of a run; `launch`:
+                    threads: int = 1, per_code: dict[str, float] | None = None,
+                    symbol_of: Symbolizer | None = None) -> SegmentCost:
+    """Instructions without waiting and latency in est. cycles of one segment of a run; `launch`:
     the segment starts at a parallel launch (its synchronisation code is left out). With
-    `kinds.work_library` None, work is what a worker ran, spread evenly over `threads`."""
+    `kinds.work_library` None, work is what a worker ran, spread evenly over `threads`. With
+    `symbol_of`, both are also split by function."""
     per_code = {} if per_code is None else per_code
     blocks = [b for b in segment.block_list if b.execs_in_regions and kinds(b.addr) != "wait"]
     if any(len(b.execs_by_thread) < 2 for b in blocks):
@@ -196,41 +224,62 @@ def segment_latency(segment: Counts, kinds: BlockKinds, cache: BlockCostCache, *
     serial_kinds = ("runtime",) if launch else ("runtime", "sync")
     work_ids = {id(b) for b in work}
     runtime = [b for b in blocks if kinds(b.addr) in serial_kinds and id(b) not in work_ids]
-    serial = _cycles(runtime, lambda b: b.execs_by_thread[0], per_code, cache)
+
+    def serial_execs(b: Block) -> int:
+        return b.execs_by_thread[0]
+
     if kinds.work_library is None:
         # A pool that hands out work as threads ask for it (pthreadpool's work stealing): how much each
         # thread got depends on host timing, so the work is taken as perfectly balanced.
-        slowest = _cycles(work, lambda b: b.execs_in_regions, per_code, cache) / threads
+        def work_execs(b: Block) -> float:
+            return b.execs_in_regions / threads
     else:
-        slowest = max((_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache)
-                       for t in range(slots)), default=0.0)
+        per_thread = [_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache) for t in range(slots)]
+        slowest_thread = max(range(slots), key=per_thread.__getitem__, default=0)
+
+        def work_execs(b: Block) -> float:
+            return b.execs_by_thread[slowest_thread]
+
+    latency = _cycles(runtime, serial_execs, per_code, cache) + _cycles(work, work_execs, per_code, cache)
     counted = [b for b in blocks if kinds(b.addr) != "sync" or not launch]
-    return float(sum(b.insns * b.execs_in_regions for b in counted)), serial + slowest
+    by_symbol: dict[Symbol, tuple[float, float]] = {}
+    if symbol_of is not None:
+        parts: dict[Symbol, list[list[Block]]] = defaultdict(lambda: [[], [], []])  # runtime, work, counted
+        for i, group in enumerate((runtime, work, counted)):
+            for b in group:
+                parts[symbol_of(b.addr)][i].append(b)
+        for symbol, (serial_part, work_part, counted_part) in parts.items():
+            cycles = (_cycles(serial_part, serial_execs, per_code, cache)
+                      + _cycles(work_part, work_execs, per_code, cache))
+            by_symbol[symbol] = (float(sum(b.insns * b.execs_in_regions for b in counted_part)), cycles)
+    return SegmentCost(float(sum(b.insns * b.execs_in_regions for b in counted)), latency, by_symbol)
 
 
-def threaded_cost(segments: list[Counts], maps: str, sysroot: Path, work_library: str, model: CpuModel,
-                  threads: int, calls: int, cache: BlockCostCache | None = None) -> ThreadedCost:
-    """Mean cost of one of `calls` marked calls, split into `segments` at each parallel launch."""
+def threaded_cost(segments: list[Counts], maps: str, sysroot: Path, work_library: str | None, model: CpuModel,
+                  threads: int, calls: int, cache: BlockCostCache | None = None,
+                  by_symbol: bool = False) -> ThreadedCost:
+    """Mean cost of one of `calls` marked calls, split into `segments` at each parallel launch;
+    `by_symbol`: each segment's cost also by function."""
     if not segments or any(s.marker_errors for s in segments) or segments[-1].region_open:
         raise RuntimeError("counted run has unusable regions (marker errors or a region left open)")
     cache = cache or BlockCostCache(model)
     kinds = BlockKinds(maps, sysroot, work_library)
+    symbol_of = Symbolizer(maps, sysroot) if by_symbol else None
     per_code: dict[str, float] = {}
-    insns = cycles = 0.0
-    for k, segment in enumerate(segments):
-        i, c = segment_latency(segment, kinds, cache, launch=threads > 1 and k > 0, threads=threads,
-                               per_code=per_code)
-        insns, cycles = insns + i, cycles + c
+    costs = tuple(segment_latency(segment, kinds, cache, launch=threads > 1 and k > 0, threads=threads,
+                                  per_code=per_code, symbol_of=symbol_of) for k, segment in enumerate(segments))
     launches = (len(segments) - 1) // calls if threads > 1 else 0
-    return ThreadedCost(instructions=insns / calls, cycles=cycles / calls, cpu=model.name, threads=threads,
-                        launches=launches)
+    return ThreadedCost(instructions=sum(c.instructions for c in costs) / calls,
+                        cycles=sum(c.cycles for c in costs) / calls, cpu=model.name, threads=threads,
+                        launches=launches, segments=costs)
 
 
 def measure_threaded(library: Path | str, func_name: str, arrays, *, threads: int, model: CpuModel,
                      guest: Guest | None = None, warmup: int = 2, calls: int = 2, timeout: float = 600.0,
-                     cache: BlockCostCache | None = None) -> ThreadedCost:
+                     cache: BlockCostCache | None = None, by_symbol: bool = False) -> ThreadedCost:
     """Cost of one call of `func_name` in the aarch64 .so `library` on `threads` threads of the
-    emulated board (one guest process; a kernel without parallel loops runs on one)."""
+    emulated board (one guest process; a kernel without parallel loops runs on one); `by_symbol`:
+    also by function (`ThreadedCost.by_symbol`)."""
     guest = guest or Guest.default()
     guest.check_installed()
     with tempfile.TemporaryDirectory(prefix="tir_armq_threads.") as tmp:
@@ -249,4 +298,4 @@ def measure_threaded(library: Path | str, func_name: str, arrays, *, threads: in
         flushed = sorted(work.glob("counts.[0-9]*"), key=lambda p: int(p.suffix[1:]))
         segments = [parse_counts(p) for p in [*flushed, work / "counts"]]
         return threaded_cost(segments, (work / "maps").read_text(), guest.sysroot, str(library), model,
-                             threads, calls, cache)
+                             threads, calls, cache, by_symbol)

@@ -30,6 +30,7 @@ class KernelRecord:
     layers: tuple[str, ...]  # the model's tensors it computes (TFLite output tensor names)
     source: str | None  # the database its record came from (`shipped` or a folder), None: fixed schedule
     est_cycles: float | None  # the record's measured time at the target's nominal clock
+    record_threads: int | None = None  # a record of another thread count, rebuilt (`kernels.retarget`)
 
 
 @dataclass
@@ -51,6 +52,11 @@ class BuiltModel:
     def from_database(self) -> int:
         """Of `kernels`, those scheduled from a tuning record."""
         return sum(1 for k in self.kernel_records if k.source is not None)
+
+    @property
+    def retargeted(self) -> int:
+        """Of `from_database`, those from a record of another thread count."""
+        return sum(1 for k in self.kernel_records if k.record_threads is not None)
 
     def export(self, path: Path | str) -> Path:
         """The library for the board (cross-compiled for the target), plus `<path>.json` with the
@@ -86,15 +92,18 @@ class BuiltModel:
         for k in self.kernel_records:
             cycles = f"{k.est_cycles:,.0f}" if k.est_cycles is not None else "-"
             layers = ", ".join(k.layers[:2]) + (f" (+{len(k.layers) - 2})" if len(k.layers) > 2 else "")
-            rows.append((k.name, k.variant, f"exact ({k.source})" if k.source else "none", cycles, layers))
+            record = "none" if not k.source else f"exact ({k.source})" if k.record_threads is None else \
+                f"{k.record_threads}-thread ({k.source})"
+            rows.append((k.name, k.variant, record, cycles, layers))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         return "\n".join("  ".join(f"{c:<{w}}" if i != 3 else f"{c:>{w}}" for i, (c, w) in
                                    enumerate(zip(r[:4], widths))) + "  " + r[4] for r in rows)
 
     def report(self) -> str:
         """The one-line summary the CLI prints."""
+        other = f" ({self.retargeted} rebuilt from records of other thread counts)" if self.retargeted else ""
         return (f"{self.model.path.name}: {self.layers} layers on tir_armq kernels "
-                f"({self.kernels} distinct, {self.from_database} from the tuning database, "
+                f"({self.kernels} distinct, {self.from_database} from the tuning database{other}, "
                 f"{self.kernels - self.from_database} fixed schedules); other ops on TVM's default path; "
                 f"built in {self.build_seconds:.1f} s")
 
@@ -129,26 +138,50 @@ def _best_records(dbs: LayeredDatabase, mod: tvm.IRModule
     return memory, found
 
 
-def schedule_kernels(mod: tvm.IRModule, target: ArmTarget | None, dbs: LayeredDatabase | None
-                     ) -> tuple[tvm.IRModule, dict[str, tuple[str, float]]]:
+def _retargeted(func: tirx.PrimFunc, dbs: LayeredDatabase, tuned_for: ArmTarget, target: ArmTarget):
+    """`func` for `target` from the best record `dbs` (of `tuned_for`, another thread count) has,
+    rebuilt with `target`'s parallel loops; None without a record that rebuilds."""
+    from ..kernels.retarget import retarget
+
+    db = dbs.layer_of(func)
+    if db is None:
+        return None, None
+    (best,) = db.records(func, limit=1)
+    sch = retarget(func, best, tuned_for.tvm_target(), target.tvm_target())
+    return sch, source_name(db)
+
+
+def schedule_kernels(mod: tvm.IRModule, target: ArmTarget | None, dbs: LayeredDatabase | None,
+                     other_threads: tuple[ArmTarget, LayeredDatabase] | None = None
+                     ) -> tuple[tvm.IRModule, dict[str, tuple]]:
     """Our PrimFuncs scheduled: from the first of `dbs` with a record, through
-    MetaScheduleApplyDatabase, the rest by their variant's fixed schedule. Returns the module and,
-    for each kernel scheduled from a record, (database name, measured seconds)."""
+    MetaScheduleApplyDatabase; then, from `other_threads` (the databases of the target on another
+    thread count), records rebuilt for the target's threads (`kernels.retarget`); the rest by their
+    variant's fixed schedule. Returns the module and, for each kernel scheduled from a record,
+    (database name, measured seconds or None, the record's thread count where it is another)."""
     tvm_target = target.tvm_target() if target is not None else host_target()
-    found: dict[str, tuple[str, float]] = {}
+    found: dict[str, tuple] = {}
     if dbs is not None:
         memory, found = _best_records(dbs, mod)
+        found = {name: (source, seconds, None) for name, (source, seconds) in found.items()}
         if found:
             with tvm_target, memory, tvm.transform.PassContext(opt_level=3):
                 mod = relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
     for gvar, func in list(mod.functions.items()):
         if _ours(func) and not func.attrs.get("tirx.is_scheduled", False):
-            scheduled = fixed_schedule(func, tvm_target).mod["main"]
-            mod[gvar] = scheduled.with_attr("tirx.is_scheduled", True)
+            sch = None
+            if other_threads is not None:
+                tuned_for, other = other_threads
+                sch, source = _retargeted(func, other, tuned_for, target)
+                if sch is not None:
+                    found[str(func.attrs["global_symbol"])] = (source, None, tuned_for.threads)
+            if sch is None:
+                sch = fixed_schedule(func, tvm_target)
+            mod[gvar] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return mod, found
 
 
-def _kernel_records(mod: tvm.IRModule, emitted: list[tuple[str, object]], found: dict[str, tuple[str, float]],
+def _kernel_records(mod: tvm.IRModule, emitted: list[tuple[str, object]], found: dict[str, tuple],
                     target: ArmTarget | None) -> list[KernelRecord]:
     from ..measure.armv7_cost import NOMINAL_HZ_A7
     from ..measure.cost import NOMINAL_HZ
@@ -161,9 +194,9 @@ def _kernel_records(mod: tvm.IRModule, emitted: list[tuple[str, object]], found:
     for _, func in mod.functions.items():
         if _ours(func):
             name = str(func.attrs["global_symbol"])
-            source, seconds = found.get(name, (None, None))
+            source, seconds, threads = found.get(name, (None, None, None))
             rows.append(KernelRecord(name, variant_of(func).name, tuple(layers.get(name, ())), source,
-                                     None if seconds is None else seconds * hz))
+                                     None if seconds is None else seconds * hz, threads))
     order = {name: i for i, name in enumerate(layers)}  # first use in the model
     return sorted(rows, key=lambda k: order.get(k.name, len(order)))
 
@@ -179,7 +212,12 @@ def build_model(path: Path | str, target: ArmTarget | None = None,
     model = load_tflite(path)
     mod, sites, skipped, emitted = rewrite_quantized_convs(model.mod, with_layers=True)
     dbs = build_databases(target, db_roots, progress) if target is not None else None
-    mod, found = schedule_kernels(mod, target, dbs)
+    other_threads = None
+    if target is not None and target.threads > 1:
+        # Kernels without a record for this thread count take their one-thread record's decisions.
+        one = target.with_threads(1)
+        other_threads = (one, build_databases(one, db_roots))
+    mod, found = schedule_kernels(mod, target, dbs, other_threads)
     records = _kernel_records(mod, emitted, found, target)
     tvm_target = target.tvm_target() if target is not None else host_target()
     executable = tvm.compile(mod, target=tvm_target)

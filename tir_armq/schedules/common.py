@@ -141,6 +141,25 @@ def parallel_pixels(sch: s_tir.Schedule, rows: s_tir.schedule.LoopRV, tiles: s_t
     return rows
 
 
+def balance(extent: int, threads: int) -> float:
+    """The mean thread's share of a parallel loop of `extent` over the busiest thread's (TVM's pool
+    gives each thread ceil(extent / threads) iterations): 1.0 when it splits evenly."""
+    return extent / (-(-extent // threads) * threads)
+
+
+def parallel_fused(sch: s_tir.Schedule, outer: s_tir.schedule.LoopRV, inner: s_tir.schedule.LoopRV,
+                   target) -> s_tir.schedule.LoopRV:
+    """`outer` (channel tiles, whose count a sampled tile sets: two 8-channel columns of a 16-channel
+    output would feed two threads) fused with `inner` (its only child: rows or pixel tiles) and run
+    on the target's threads, each thread a contiguous run of (tile, row) pairs; the loop made
+    parallel, or `outer` on one thread. Fused whatever the tile, so that every replay of a
+    trace has the same loops."""
+    if threads_of(target) > 1:
+        outer = sch.fuse(outer, inner)
+        sch.parallel(outer)
+    return outer
+
+
 def parallel_rows(sch: s_tir.Schedule, loop: s_tir.schedule.LoopRV, target) -> None:
     """Run `loop` (output rows, or channel tiles: each iteration writes its own part of the output)
     on the target's threads. TVM's pool gives each thread ceil(extent / threads) iterations in one

@@ -25,7 +25,7 @@ from tvm.target import Target
 
 from .. import intrinsics
 from ..workloads.conv_c2 import NAME, OC_TILE
-from .common import Decisions, is_kernel, loop_extent, parallel_pixels, parallel_rows, threads_of
+from .common import Decisions, is_kernel, loop_extent, parallel_fused, parallel_pixels
 from .requantize import place_requantize
 
 ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
@@ -43,9 +43,7 @@ class ConvC2(ScheduleRule):
             return None
         sch = s_tir.Schedule(func)
         if not tunable:
-            # On several threads, rows in parallel: a layer has more rows than column tiles.
-            order = "pixels_outer" if threads_of(target) > 1 else ORDERS[0]
-            return self.design_space(sch, order, target, Decisions(sch, tunable=False))
+            return self.design_space(sch, ORDERS[0], target, Decisions(sch, tunable=False))
         return self.design_spaces(sch, target)
 
     def space_size(self, func: tirx.PrimFunc) -> int:
@@ -77,7 +75,7 @@ class ConvC2(ScheduleRule):
         if order == "columns_outer":
             sch.reorder(n, column, oh, tile, step, pixel, group_loop, lane, pair, e)
             above = tile
-            parallel_rows(sch, column, target)
+            parallel_fused(sch, column, oh, target)
         else:
             sch.reorder(n, oh, tile, column, step, pixel, group_loop, lane, pair, e)
             above = column

@@ -31,8 +31,7 @@ from tvm.target import Target
 from .. import intrinsics
 from ..intrinsics.mac_c8 import PAIR
 from ..workloads.conv_c8 import NAME, OC_TILE
-from .common import (Decisions, has_block, is_kernel, parallel_pixels, parallel_rows, threads_of,
-                     vectorize_below)
+from .common import Decisions, has_block, is_kernel, parallel_fused, parallel_pixels, vectorize_below
 from .requantize import place_requantize
 
 ORDERS = ("columns_outer", "pixels_outer")  # the first is the default
@@ -53,11 +52,7 @@ class ConvC8(ScheduleRule):
             return None
         sch = s_tir.Schedule(func)
         if not tunable:
-            # On several threads, rows in parallel: a layer has more rows than column tiles.
-            order = self.orders[0]
-            if threads_of(target) > 1 and order == "columns_outer":
-                order = "pixels_outer"
-            return self.design_space(sch, order, target, Decisions(sch, tunable=False))
+            return self.design_space(sch, self.orders[0], target, Decisions(sch, tunable=False))
         return self.design_spaces(sch, target)
 
     def space_size(self, func: tirx.PrimFunc) -> int:
@@ -106,7 +101,7 @@ class ConvC8(ScheduleRule):
             tile, pixel = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=MAX_PIXEL_TILE,
                                                    decision=self._pixel_tile(sch, ow, target)))
         above = self._order(sch, order, n, oh, column, tile, pixel, oci, j)
-        self._parallelize(sch, order, oh, tile, column, target)
+        oh = self._parallelize(sch, order, oh, tile, column, target)
         # Step 1. every block placed before any is tensorized (compute-at cannot follow a tensorized
         # block); unit loops kept, so that the trace replays for every sampled tile.
         for name in accumulators:
@@ -145,13 +140,14 @@ class ConvC8(ScheduleRule):
         sch.reorder(n, oh, tile, column, pixel, oci, j)
         return column
 
-    def _parallelize(self, sch: s_tir.Schedule, order: str, oh, tile, column, target: Target) -> None:
-        """On several threads: the outermost loop of `order` that is not the batch in parallel, the rows
-        with their pixel tiles where a plane has few rows."""
+    def _parallelize(self, sch: s_tir.Schedule, order: str, oh, tile, column,
+                     target: Target) -> s_tir.schedule.LoopRV:
+        """On several threads: the column tiles with the rows below them, or the rows (with their
+        pixel tiles where a plane has few rows) in parallel. Returns the loop that now stands for
+        the rows."""
         if order == "columns_outer":
-            parallel_rows(sch, column, target)
-        else:
-            parallel_pixels(sch, oh, tile, target)
+            return parallel_fused(sch, column, oh, target)
+        return parallel_pixels(sch, oh, tile, target)
 
     def _place_inputs(self, sch: s_tir.Schedule, order: str, row: s_tir.schedule.LoopRV,
                       tile: s_tir.schedule.LoopRV, knobs: Decisions) -> None:

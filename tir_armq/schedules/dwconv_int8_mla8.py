@@ -25,7 +25,8 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.dwconv_int8_mla8 import NAME
-from .common import ROOT, ROWS_PER_THREAD, Decisions, is_kernel, parallel_rows, threads_of
+from .common import (ROOT, ROWS_PER_THREAD, Decisions, balance, has_block, is_kernel, parallel_fused, parallel_rows,
+                     threads_of)
 from .requantize import place_requantize
 
 # (loop order, where the requantize epilogue goes): per output row / plane, reading the int32 row
@@ -57,9 +58,19 @@ class DwconvInt8Mla8(ScheduleRule):
                     and _channels(sch) % REQUANTIZE_LANES == 0:
                 order, epilogue = "channels_outermost", "tile"  # a small plane: channel tiles in parallel
             sch = self._schedule(sch, order, epilogue, target, Decisions(sch, tunable=False))
-            parallel_rows(sch, sch.get_loops("data_pad")[1], target)  # the padded input, at the root
+            self.parallel_stages(sch, target)
             return sch
         return self.design_spaces(sch, target)
+
+    def parallel_stages(self, sch: s_tir.Schedule, target: Target) -> None:
+        """On several threads, the padded input's rows in parallel where it is computed at the root
+        (inlined, or under the conv's loops, the conv's parallel loop covers it). Called on a
+        schedule whose decisions are final: where the stage goes is one of them."""
+        if threads_of(target) <= 1 or not has_block(sch, "data_pad"):
+            return
+        pad, conv = sch.get_loops("data_pad"), sch.get_loops("conv_update")
+        if pad and not sch.get(pad[0]).same_as(sch.get(conv[0])):  # its own loop nest, at the root
+            parallel_rows(sch, pad[1], target)
 
     def design_spaces(self, sch: s_tir.Schedule, target: Target) -> list[s_tir.Schedule]:
         """Schedules built on copies of `sch` (so MetaSchedule keeps their traces)."""
@@ -76,6 +87,7 @@ class DwconvInt8Mla8(ScheduleRule):
               knobs: Decisions) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
+        channel_count = _channels(sch)
         # The tiles start at measured good points (below; the row epilogue's at 16 lanes x 4 pixels,
         # PERF_NOTES), so the search's first candidates are good ones and mutation explores around them.
         multiple = REQUANTIZE_LANES if epilogue == "tile" else 1
@@ -92,17 +104,24 @@ class DwconvInt8Mla8(ScheduleRule):
         lanes = 8 if epilogue == "tile" and (order == "channels_outermost" or pixels[1] == 1) else 16
         channels = _tile_decision(sch, c, lanes, multiple)
         co, ci = sch.split(c, knobs.tile(c, n=2, max_innermost_factor=16, decision=channels))
+        threads = threads_of(target)
         if order in ("channels_outer", "channels_outermost"):
             owo, owi = sch.split(ow, knobs.tile(ow, n=2, max_innermost_factor=8, decision=pixels))
             if order == "channels_outer":
                 sch.reorder(n, oh, co, owo, m, pair, owi, ci)
-                parallel_rows(sch, oh, target)
+                parallel = (oh, None)
+                pixel_loops = (oh, owo)
             else:
                 sch.reorder(n, co, oh, owo, m, pair, owi, ci)
-                parallel_rows(sch, co, target)
+                # The channel tiles where they split over the threads as evenly as the rows (counted at
+                # the widest sampled tile, 16 lanes), else the rows of each tile (a launch per tile).
+                # Not the two fused: fused rows no longer partition at the border (A72 estimate, MNv2
+                # 14x14x384: +45% instructions).
+                tiles = channel_count // 16
+                parallel = (co if balance(tiles, threads) >= balance(_rows(sch), threads) else oh, None)
+                pixel_loops = (oh, owo)
             rows = oh
             tile = owo
-            pixel_loops = (oh, owo)
         else:
             # Pixels of the whole output plane in one axis, tiled by a sampled width with a tail:
             # small planes (7x7, 14x14) get 2-4 pixels per iteration whatever their divisors.
@@ -110,9 +129,9 @@ class DwconvInt8Mla8(ScheduleRule):
             width = knobs.categorical(PIXEL_TILES, decision=1)
             po, owi = sch.split(pixels, [None, width])
             sch.reorder(n, co, po, m, pair, owi, ci)
-            parallel_rows(sch, co, target)
+            parallel = (co, po)
             rows = n
-            pixel_loops = (po,)
+            pixel_loops = (po,) if threads == 1 else ()
         # Inlined, the padded input is an if_then_else on every tap's load; only the border tiles
         # need it. LoopPartition splits the hinted loops at the bounds the conditions imply, so the
         # interior tiles read the input unconditionally (MNv2 14x14x576, channels_outermost, data_pad
@@ -123,6 +142,14 @@ class DwconvInt8Mla8(ScheduleRule):
         # start at the root (always valid, so building a design space never fails); MetaSchedule's
         # MutateComputeLocation moves them, and drops the replays a location breaks.
         knobs.compute_at(sch.get_sblock("data_pad"), ROOT)
+        # Then the threads: after the sampled location, so that its candidates (the conv's loops) are
+        # the same on every thread count and a one-thread record's decision means the same loop on
+        # four (`kernels.retarget`); a location between the two fused loops does not replay.
+        outer, inner = parallel
+        if inner is None:
+            parallel_rows(sch, outer, target)
+        else:
+            parallel_fused(sch, outer, inner, target)
         # Step 2. the register tile: vectorize and unroll before decomposing (TVM refuses after).
         # conv accumulates into the output (its init is the folded bias): with the taps unrolled
         # the tile is straight-line code and LLVM keeps it in registers.

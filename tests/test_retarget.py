@@ -1,0 +1,63 @@
+"""A one-thread record rebuilt for four threads (`kernels.retarget`): the same design space at the
+same decisions, with the four-thread space's parallel loops. Bit-exactness of such builds on the
+board: `test_model_build`'s four-thread MobileNetV2."""
+
+from __future__ import annotations
+
+import pytest
+import tvm_ffi
+from tvm import s_tir
+
+from tir_armq.database import TargetDatabase, replayed
+from tir_armq.kernels import CONV_C2, CONV_C8, DWCONV_INT8_MLA8, design_spaces
+from tir_armq.kernels.retarget import retarget, space_index
+from tir_armq.targets import AARCH64_A72
+from tir_armq.workloads import conv_spec, depthwise_spec
+
+ONE, FOUR = AARCH64_A72, AARCH64_A72.with_threads(4)
+FUNCS = {
+    "dwconv": DWCONV_INT8_MLA8.build(depthwise_spec((1, 16, 16, 32), (1, 3, 3, 32), padding="SAME")),
+    "conv_c2": CONV_C2.build(conv_spec((1, 8, 8, 24), (32, 1, 1, 24), padding="VALID")),
+    "conv_c8": CONV_C8.build(conv_spec((1, 6, 6, 64), (16, 1, 1, 64), padding="VALID")),
+}
+
+
+def _decisions(trace: s_tir.schedule.Trace) -> list[str]:
+    return [str(trace.get_decision(i)) for i in trace.insts if i.kind.name.startswith("Sample")]
+
+
+def _sampled(space: s_tir.Schedule, func, seed: int) -> s_tir.Schedule:
+    """The design space at random decisions (as MetaSchedule's search samples one)."""
+    from tir_armq.database import schedule_of_copy
+
+    sch = schedule_of_copy(func)
+    sch.seed(seed)
+    s_tir.schedule.Trace(space.trace.insts, {}).apply_to_schedule(sch, remove_postproc=True)
+    return sch
+
+
+@pytest.mark.parametrize("kind", sorted(FUNCS))
+def test_one_thread_record_rebuilt_on_four(kind, tmp_path):
+    func = FUNCS[kind]
+    for index, space in enumerate(design_spaces(func, ONE.tvm_target())):
+        db = TargetDatabase(tmp_path / f"{kind}{index}", ONE, create=True)
+        db.commit(func, _sampled(space, func, seed=index + 1), 1e-5)
+        (record,) = db.records(func, limit=1)
+        assert space_index(func, record.trace, ONE.tvm_target()) == index
+        four = retarget(func, record, ONE.tvm_target(), FOUR.tvm_target())
+        assert four is not None, (kind, index)
+        assert _decisions(four.trace) == _decisions(record.trace)  # the tuned choices carried over
+        assert "T.parallel" in four.mod.script() and "T.parallel" not in replayed(record, func).mod.script()
+        # Rebuilt for the thread count it was tuned on, a record is the schedule it was measured as.
+        same = retarget(func, record, ONE.tvm_target(), ONE.tvm_target())
+        assert tvm_ffi.structural_hash(same.mod) == tvm_ffi.structural_hash(replayed(record, func).mod)
+
+
+def test_trace_of_no_space_is_not_rebuilt(tmp_path):
+    """A record whose trace is none of the rule's spaces (another variant's, an older rule's) gives None."""
+    dw, c2 = FUNCS["dwconv"], FUNCS["conv_c2"]
+    db = TargetDatabase(tmp_path, ONE, create=True)
+    db.commit(dw, design_spaces(dw, ONE.tvm_target())[0], 1e-5)
+    (record,) = db.records(dw, limit=1)
+    assert space_index(c2, record.trace, ONE.tvm_target()) is None
+    assert retarget(c2, record, ONE.tvm_target(), FOUR.tvm_target()) is None
