@@ -64,7 +64,8 @@ def _litert(path: Path, x: np.ndarray, tmp_path: Path, dump: bool = False):
     from tir_armq.bench.litert import run_litert_guest
 
     np.save(tmp_path / "x.npy", x)
-    run_litert_guest(path, warmup=0, invokes=1, xnnpack=False, input=tmp_path / "x.npy", out=tmp_path / "y.npy",
+    run_litert_guest(path, warmup=0, invokes=1, xnnpack=False, input=tmp_path / "x.npy",
+                     out=tmp_path / "y.npy",
                      dump=tmp_path / "t.npz" if dump else None)
     return np.load(tmp_path / "y.npy"), (np.load(tmp_path / "t.npz") if dump else None)
 

@@ -92,7 +92,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from tir_armq.model.tasks import model_tasks
 
         tasks = model_tasks(Path(args.model))
+        if args.kernels:
+            unknown = sorted(set(args.kernels) - {task.name for task in tasks})
+            if unknown:
+                raise SystemExit(f"tune --kernels: {', '.join(unknown)}: not a kernel of {args.model}; "
+                                 "its kernels: " + ", ".join(task.name for task in tasks))
+            tasks = [task for task in tasks if task.name in args.kernels]
     else:
+        if args.kernels:
+            raise SystemExit("tune --kernels: with --model only (--layers picks --network's layers)")
         layers = [layer for layer, _ in distinct_layers(args.network, None if args.kind == "all" else args.kind)]
         layers = [layer for layer in layers if not args.layers or layer.name in args.layers]
         _check_layer_names(args.layers, [args.network])
@@ -196,6 +204,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    "with --epilogue int8: the layers on this variant where it applies, preferred or not)")
     p.add_argument("--layers", nargs="+", metavar="LAYER",
                    help="only these layers of --network, by name (e.g. conv1x1_s1_14x14x96_to_576)")
+    p.add_argument("--kernels", nargs="+", metavar="KERNEL",
+                   help="with --model: only these of its kernels, by name (as `build`'s report lists them)")
     p.add_argument("--epilogue", default="int32", choices=["int32", "int8"],
                    help="int32: the accumulators; int8: each layer as a model build runs it (requantize fused)")
     p.add_argument("--db", default="tuning_db", help="database root, one folder per target (default tuning_db; "

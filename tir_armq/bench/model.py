@@ -370,7 +370,8 @@ def litert_threaded_cost(path: Path, x_file: Path, model: CpuModel, threads: int
 
     parts, maps = _count_litert(path, x_file, model, tmp, guest, xnnpack=True, threads=threads,
                                 per_thread=True)
-    return threaded_cost(parts, maps, guest.sysroot, None, model, threads, calls=1, cache=cache, by_symbol=True)
+    return threaded_cost(parts, maps, guest.sysroot, None, model, threads, calls=1, cache=cache,
+                         by_symbol=True)
 
 
 def threaded_profile(instructions: float, cycles: float, cpu: str, by_symbol: dict, group_of) -> Profile:
@@ -398,8 +399,9 @@ class ThreadsBench:
         return next(r["cycles"] for r in self.rows if r["engine"] == engine and r["threads"] == threads)
 
 
-def bench_model_threads(path: Path | str, threads: int, *, cpu: str = "cortex-a72", db_roots: tuple = (SHIPPED,),
-                        out_dir: Path = Path("bench_out"), seed: int = 0) -> ThreadsBench:
+def bench_model_threads(path: Path | str, threads: int, *, cpu: str = "cortex-a72",
+                        db_roots: tuple = (SHIPPED,), out_dir: Path = Path("bench_out"),
+                        seed: int = 0) -> ThreadsBench:
     """`bench --model --threads N`: the model built for 1 and for N threads, and LiteRT + XNNPACK with
     num_threads 1 and N, one invoke each, costed by the same multi-thread method
     (`tir_armq.measure.threads`), in total and per op; prints the tables and writes

@@ -58,7 +58,8 @@ def _shape(trace: s_tir.schedule.Trace) -> list[tuple]:
 def space_index(func: tirx.PrimFunc, trace: s_tir.schedule.Trace, target: Target) -> int | None:
     """Which of `func`'s design spaces for `target` `trace` was sampled from, None for none."""
     wanted = _shape(trace)
-    return next((i for i, space in enumerate(design_spaces(func, target)) if _shape(space.trace) == wanted), None)
+    spaces = design_spaces(func, target)
+    return next((i for i, space in enumerate(spaces) if _shape(space.trace) == wanted), None)
 
 
 def retarget(func: tirx.PrimFunc, record: ms.database.TuningRecord, tuned_for: Target,

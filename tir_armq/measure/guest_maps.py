@@ -52,7 +52,8 @@ class Symbolizer:
         if path not in self._symbols:
             host = host_file(path, self.sysroot)
             nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
-            out = subprocess.run([nm, "--defined-only", "-n", "-C", str(host)], capture_output=True, text=True)
+            out = subprocess.run([nm, "--defined-only", "-n", "-C", str(host)], capture_output=True,
+                                 text=True)
             rows = []
             for line in out.stdout.splitlines():
                 parts = line.split(" ", 2)

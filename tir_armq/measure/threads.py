@@ -234,7 +234,8 @@ def segment_latency(segment: Counts, kinds: BlockKinds, cache: BlockCostCache, *
         def work_execs(b: Block) -> float:
             return b.execs_in_regions / threads
     else:
-        per_thread = [_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache) for t in range(slots)]
+        per_thread = [_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache)
+                      for t in range(slots)]
         slowest_thread = max(range(slots), key=per_thread.__getitem__, default=0)
 
         def work_execs(b: Block) -> float:
@@ -267,7 +268,8 @@ def threaded_cost(segments: list[Counts], maps: str, sysroot: Path, work_library
     symbol_of = Symbolizer(maps, sysroot) if by_symbol else None
     per_code: dict[str, float] = {}
     costs = tuple(segment_latency(segment, kinds, cache, launch=threads > 1 and k > 0, threads=threads,
-                                  per_code=per_code, symbol_of=symbol_of) for k, segment in enumerate(segments))
+                                  per_code=per_code, symbol_of=symbol_of)
+                  for k, segment in enumerate(segments))
     launches = (len(segments) - 1) // calls if threads > 1 else 0
     return ThreadedCost(instructions=sum(c.instructions for c in costs) / calls,
                         cycles=sum(c.cycles for c in costs) / calls, cpu=model.name, threads=threads,

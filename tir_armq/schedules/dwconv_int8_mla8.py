@@ -25,8 +25,8 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.dwconv_int8_mla8 import NAME
-from .common import (ROOT, ROWS_PER_THREAD, Decisions, balance, has_block, is_kernel, parallel_fused, parallel_rows,
-                     threads_of)
+from .common import (ROOT, ROWS_PER_THREAD, Decisions, balance, has_block, is_kernel, parallel_fused,
+                     parallel_rows, threads_of)
 from .requantize import place_requantize
 
 # (loop order, where the requantize epilogue goes): per output row / plane, reading the int32 row
