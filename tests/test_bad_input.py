@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,14 @@ def test_no_default_schedule_for_foreign_func():
 
     with pytest.raises(ValueError, match="no kernel variant"):
         fixed_schedule(add, tvm.target.Target("llvm"))
+
+
+def test_tune_names_a_kernel_the_model_does_not_have(tmp_path, capsys):
+    """`tune --model --kernels` with a name that is none of the model's kernels: an error that lists
+    the model's kernels, before any tuning starts."""
+    from tir_armq.cli import main
+
+    model = Path(__file__).parents[1] / "tir_armq" / "models" / "mobilenet_v1_025_96_int8.tflite"
+    with pytest.raises(SystemExit, match="conv_c2_nope: not a kernel of .* its kernels: .*dwconv_int8_mla8_3x3s1"):
+        main(["tune", "--model", str(model), "--kernels", "conv_c2_nope", "--db", str(tmp_path), "--trials", "1"])
+    assert not any(tmp_path.iterdir())
