@@ -52,13 +52,16 @@ class Symbolizer:
         if path not in self._symbols:
             host = host_file(path, self.sysroot)
             nm = shutil.which("aarch64-linux-gnu-nm") or "nm"
-            out = subprocess.run([nm, "--defined-only", "-n", "-C", str(host)], capture_output=True,
-                                 text=True)
             rows = []
-            for line in out.stdout.splitlines():
-                parts = line.split(" ", 2)
-                if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith("$"):
-                    rows.append((int(parts[0], 16), parts[2]))
+            for dynamic in ([], ["-D"]):  # a stripped library keeps its exported symbols only
+                out = subprocess.run([nm, "--defined-only", "-n", "-C", *dynamic, str(host)],
+                                     capture_output=True, text=True)
+                for line in out.stdout.splitlines():
+                    parts = line.split(" ", 2)
+                    if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith("$"):
+                        rows.append((int(parts[0], 16), parts[2]))
+                if rows:
+                    break
             self._symbols[path] = ([a for a, _ in rows], [n for _, n in rows])
         return self._symbols[path]
 
