@@ -1,5 +1,6 @@
 """Default rule of the spatial mean: channels innermost and vectorized in the sum, requantize
-tensorized (it is one pass over H*W*C inputs: no search space)."""
+tensorized (it is one pass over H*W*C inputs: no search space); on several threads the channel
+tiles of the sum in parallel."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from tvm.s_tir.dlight.base import ScheduleRule
 from tvm.target import Target
 
 from ..workloads.mean import NAME
-from .common import is_kernel, loop_extent
+from .common import is_kernel, loop_extent, parallel_rows
 from .requantize import requantize_lanes, tensorize_requantize
 
 
@@ -28,6 +29,7 @@ class GavgpoolQ8(ScheduleRule):
         if lanes is not None:
             co, ci = sch.split(c, [None, lanes])
             sch.reorder(n, co, y, x, ci)
+            parallel_rows(sch, co, target)
             sch.vectorize(ci)
             init = sch.decompose_reduction(total, y)
             sch.vectorize(sch.get_loops(init)[-1])
