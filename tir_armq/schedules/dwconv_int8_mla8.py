@@ -87,7 +87,7 @@ class DwconvInt8Mla8(ScheduleRule):
               knobs: Decisions) -> s_tir.Schedule:
         conv = sch.get_sblock("conv")
         n, oh, ow, c, m, pair = sch.get_loops(conv)
-        channel_count = _channels(sch)
+        channel_count, row_count = _channels(sch), _rows(sch)  # before the splits and reorders below
         # The tiles start at measured good points (below; the row epilogue's at 16 lanes x 4 pixels,
         # PERF_NOTES), so the search's first candidates are good ones and mutation explores around them.
         multiple = REQUANTIZE_LANES if epilogue == "tile" else 1
@@ -117,8 +117,8 @@ class DwconvInt8Mla8(ScheduleRule):
                 # the widest sampled tile, 16 lanes), else the rows of each tile (a launch per tile).
                 # Not the two fused: fused rows no longer partition at the border (A72 estimate, MNv2
                 # 14x14x384: +45% instructions).
-                tiles = channel_count // 16
-                parallel = (co if balance(tiles, threads) >= balance(_rows(sch), threads) else oh, None)
+                tiles = -(-channel_count // 16)
+                parallel = (co if balance(tiles, threads) >= balance(row_count, threads) else oh, None)
                 pixel_loops = (oh, owo)
             rows = oh
             tile = owo
