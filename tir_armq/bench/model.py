@@ -66,6 +66,12 @@ class Profile:
     by_symbol: dict[str, tuple[float, float]] = field(default_factory=dict)
     by_group: dict[str, tuple[float, float]] = field(default_factory=dict)
 
+    def add(self, where: str, symbol: str, instructions: float, cycles: float, group_of) -> None:
+        """Count code of `symbol` in file `where` under its symbol and its op group."""
+        for table, key in ((self.by_symbol, symbol), (self.by_group, group_of(where, symbol))):
+            i, c = table.get(key, (0.0, 0.0))
+            table[key] = (i + instructions, c + cycles)
+
 
 def profile(counts: Counts, maps: str, sysroot: Path, model: CpuModel, cache: BlockCostCache,
             group_of) -> Profile:
@@ -81,10 +87,8 @@ def profile(counts: Counts, maps: str, sysroot: Path, model: CpuModel, cache: Bl
     result = Profile(cost)
     for code, execs, entry in chains:
         where, symbol = name(entry.addr)
-        insns, cycles = execs * len(code) / 8 / n, execs * per[code] / n  # A64: 4 bytes, 8 hex digits
-        for table, key in ((result.by_symbol, symbol), (result.by_group, group_of(where, symbol))):
-            i, c = table.get(key, (0.0, 0.0))
-            table[key] = (i + insns, c + cycles)
+        # A64: 4 bytes, 8 hex digits per instruction
+        result.add(where, symbol, execs * len(code) / 8 / n, execs * per[code] / n, group_of)
     return result
 
 
@@ -378,9 +382,7 @@ def threaded_profile(instructions: float, cycles: float, cpu: str, by_symbol: di
     """A `Profile` of latencies: `by_symbol` maps (file, function) to (instructions, latency cycles)."""
     result = Profile(Cost(instructions, cycles, cpu))
     for (where, symbol), (insns, cyc) in by_symbol.items():
-        for table, key in ((result.by_symbol, symbol), (result.by_group, group_of(where, symbol))):
-            i, c = table.get(key, (0.0, 0.0))
-            table[key] = (i + insns, c + cyc)
+        result.add(where, symbol, insns, cyc, group_of)
     return result
 
 
@@ -466,7 +468,7 @@ def threads_table(b: ThreadsBench) -> str:
 def _threads_op_lines(one: list[dict], many: list[dict], threads: int) -> list[str]:
     """Per op latency on 1 and `threads` threads (ours per call of the kernel, XNNPACK its operators)."""
     t = threads
-    lines = ["", f"per op, est. cycles of latency (ours: per call of the kernel; XNNPACK: its operators)",
+    lines = ["", "per op, est. cycles of latency (ours: per call of the kernel; XNNPACK: its operators)",
              f"{'#':>3} {'TFLite ops':<22}{'our kernel':<58}{'ours 1t':>11}{f'ours {t}t':>11}{'speed-up':>9}"
              f"{'XNN 1t':>11}{f'XNN {t}t':>11}{'speed-up':>9}{f'XNN/ours {t}t':>14}"]
     if [r["kernel"] for r in one] != [r["kernel"] for r in many]:

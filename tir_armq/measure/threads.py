@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import defaultdict
 import shutil
 import subprocess
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -75,20 +75,21 @@ class SegmentCost:
 class ThreadedCost(Cost):
     """Cost of one call on `threads` threads: `cycles` is the latency estimate, `instructions`
     every thread's instructions except waiting and a launch's synchronisation; `launches`
-    parallel launches per call; `segments` the run's segments (all calls), with their costs by
-    function when they were asked for."""
+    parallel launches per call; `segments` the run's segments (of all its `calls`), with their costs
+    by function when they were asked for."""
 
     threads: int = 1
     launches: int = 0
     segments: tuple[SegmentCost, ...] = field(default=(), compare=False)
+    calls: int = 1
 
-    def by_symbol(self, calls: int = 1) -> dict[Symbol, tuple[float, float]]:
+    def by_symbol(self) -> dict[Symbol, tuple[float, float]]:
         """(instructions, latency cycles) per call by function, over all segments."""
         total: dict[Symbol, list[float]] = defaultdict(lambda: [0.0, 0.0])
         for segment in self.segments:
             for symbol, (insns, cycles) in segment.by_symbol.items():
-                total[symbol][0] += insns / calls
-                total[symbol][1] += cycles / calls
+                total[symbol][0] += insns / self.calls
+                total[symbol][1] += cycles / self.calls
         return {k: (i, c) for k, (i, c) in total.items()}
 
 
@@ -233,15 +234,18 @@ def segment_latency(segment: Counts, kinds: BlockKinds, cache: BlockCostCache, *
         # thread got depends on host timing, so the work is taken as perfectly balanced.
         def work_execs(b: Block) -> float:
             return b.execs_in_regions / threads
+
+        slowest = _cycles(work, work_execs, per_code, cache)
     else:
         per_thread = [_cycles(work, lambda b, t=t: b.execs_by_thread[t], per_code, cache)
                       for t in range(slots)]
         slowest_thread = max(range(slots), key=per_thread.__getitem__, default=0)
+        slowest = per_thread[slowest_thread] if per_thread else 0.0
 
         def work_execs(b: Block) -> float:
             return b.execs_by_thread[slowest_thread]
 
-    latency = _cycles(runtime, serial_execs, per_code, cache) + _cycles(work, work_execs, per_code, cache)
+    latency = _cycles(runtime, serial_execs, per_code, cache) + slowest
     counted = [b for b in blocks if kinds(b.addr) != "sync" or not launch]
     by_symbol: dict[Symbol, tuple[float, float]] = {}
     if symbol_of is not None:
@@ -273,7 +277,7 @@ def threaded_cost(segments: list[Counts], maps: str, sysroot: Path, work_library
     launches = (len(segments) - 1) // calls if threads > 1 else 0
     return ThreadedCost(instructions=sum(c.instructions for c in costs) / calls,
                         cycles=sum(c.cycles for c in costs) / calls, cpu=model.name, threads=threads,
-                        launches=launches, segments=costs)
+                        launches=launches, segments=costs, calls=calls)
 
 
 def measure_threaded(library: Path | str, func_name: str, arrays, *, threads: int, model: CpuModel,
