@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tvm
 import tvm_ffi
-from tvm import s_tir
+from tvm import s_tir, tirx
 
 from tir_armq.database import TargetDatabase, replayed
 from tir_armq.kernels import CONV_C2, CONV_C8, DWCONV_INT8_MLA8, design_spaces, with_shift_promise
@@ -103,3 +104,59 @@ def test_trace_of_no_space_is_not_rebuilt(tmp_path):
     (record,) = db.records(dw, limit=1)
     assert space_index(c2, record.trace, ONE.tvm_target()) is None
     assert retarget(c2, record, ONE.tvm_target(), FOUR.tvm_target()) is None
+
+
+def _serial_stores(mod: tvm.IRModule, buffer: str) -> int:
+    """Stores to `buffer` outside every parallel loop once LoopPartition has split the padded border
+    off (the lowering `tvm.compile` runs, up to that pass)."""
+    passes = [s_tir.transform.LowerInitBlock(), s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+              s_tir.transform.ConvertBlocksToOpaque(), s_tir.transform.CompactBufferAllocation(),
+              s_tir.transform.LowerMatchBuffer(), s_tir.transform.LowerOpaqueBlock(),
+              tirx.transform.FlattenBuffer(), s_tir.transform.LoopPartition()]
+    with FOUR.tvm_target(), tvm.transform.PassContext(opt_level=3):
+        lowered = tvm.transform.Sequential(passes)(mod)
+    count, stack = 0, [(lowered["main"].body, False)]
+    while stack:
+        node, parallel = stack.pop()
+        if isinstance(node, tirx.For):
+            parallel = parallel or node.kind == tirx.ForKind.PARALLEL
+        if isinstance(node, tirx.BufferStore) and node.buffer.name == buffer:
+            count += not parallel
+        children = [getattr(node, f, None) for f in ("body", "then_case", "else_case")]
+        stack += [(c, parallel) for c in [*children, *getattr(node, "seq", ())] if c is not None]
+    return count
+
+
+def _padding_inlined(space: s_tir.Schedule, func) -> s_tir.Schedule:
+    """The design space at its initial decisions, but the padded input inlined (as every shipped
+    depthwise record has it): the conditional loads LoopPartition splits off at the border."""
+    from tir_armq.database import schedule_of_copy
+    from tir_armq.schedules.common import INLINE
+
+    trace = space.trace
+    decisions = {inst: (INLINE if inst.kind.name == "SampleComputeLocation" else trace.get_decision(inst))
+                 for inst in trace.insts if inst.kind.name.startswith("Sample")}
+    sch = schedule_of_copy(func)
+    s_tir.schedule.Trace(trace.insts, decisions).apply_to_schedule(sch, remove_postproc=True)
+    return sch
+
+
+def test_padded_border_rows_run_in_the_parallel_loop():
+    """LoopPartition splits a hinted parallel loop's padded border rows off the launch (they ran on the
+    launching thread alone: 3 of 112 rows of MNv2's first depthwise). Split in one run of rows per
+    thread, every row of the output is written inside the parallel loop: the depthwise spaces whose
+    rows are parallel (channels_outermost: one launch for all channel tiles) and the im2col stem."""
+    from tir_armq.kernels import CONV_C8_IM2COL, fixed_schedule
+
+    dwconv = _dwconv_int8_out(16, 32)
+    im2col = CONV_C8_IM2COL.build(conv_spec((1, 32, 32, 3), (16, 3, 3, 3), stride=2, padding="SAME",
+                                            output_dtype="int32"))
+    spaces = dict(zip(INT8_SPACES, design_spaces(dwconv, FOUR.tvm_target())))
+    outermost = _padding_inlined(spaces["channels_outermost", "tile"], dwconv)
+    for func, sch in ((dwconv, _padding_inlined(spaces["channels_outer", "row"], dwconv)),
+                      (dwconv, outermost), (im2col, fixed_schedule(im2col, FOUR.tvm_target()))):
+        output = func.params[-1].name  # the buffer and its handle share the name
+        assert "T.parallel" in sch.mod.script()
+        assert _serial_stores(sch.mod, output) == 0, output
+    assert outermost.mod.script().count("T.parallel") == 1  # the rows' runs, above the channel tiles
+    assert outermost.mod.script().index("T.parallel") < outermost.mod.script().index("c_0 in")

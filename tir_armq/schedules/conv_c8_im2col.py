@@ -49,8 +49,7 @@ class ConvC8Im2col(ConvC8):
     def _parallelize(self, sch: s_tir.Schedule, order: str, oh, tile, column,
                      target: Target) -> s_tir.schedule.LoopRV:
         """The rows only: the patches are packed per row (or tile) under them."""
-        parallel_rows(sch, oh, target)
-        return oh
+        return parallel_rows(sch, oh, target, partitioned=True)
 
     def pairs_apply(self, sch: s_tir.Schedule) -> bool:
         """Not measured over packed patches: the spaces stay one per order."""
