@@ -25,7 +25,7 @@ import tvm_ffi
 from tir_armq.database import SHIPPED, LayeredDatabase, TargetDatabase
 from tir_armq.kernels import design_spaces
 from tir_armq.model.build import build_model, schedule_kernels
-from tir_armq.model.quant_rewrite import AddSite, MeanSite, rewrite_quantized_convs
+from tir_armq.model.quant_rewrite import AddSite, MeanSite, SoftmaxSite, rewrite_quantized_convs
 from tir_armq.model.run import run_model
 from tir_armq.model.static_shapes import fold_shape_ops, strided_slice
 from tir_armq.model.tflite_import import ModelError, load_tflite
@@ -34,6 +34,7 @@ from tir_armq.targets import AARCH64_A72
 from tir_armq.workloads.add import add_reference
 from tir_armq.workloads.mean import mean_reference
 from tir_armq.workloads.params import dtype_range
+from tir_armq.workloads.softmax import softmax_reference, softmax_table
 
 from tiny_tflite import Graph, serialize
 
@@ -42,16 +43,16 @@ MODELS = Path(__file__).resolve().parent.parent / "tir_armq" / "models"
 SINGLE_LAYERS = {
     "dw_c100_s1_3x3": 1, "dw_c32_s2_3x3": 1, "dw_c24_s1_5x5": 1, "dw_c16_m2_3x3": 1,
     "conv_c24_1x1_linear": 1, "conv_c8_3x3_s2_linear": 1,
-    "op_add_residual": 2, "op_add_tail": 2, "op_mean_spatial": 1, "op_fully_connected": 1, "op_softmax": 0,
+    "op_add_residual": 2, "op_add_tail": 2, "op_mean_spatial": 1, "op_fully_connected": 1, "op_softmax": 1,
 }
 # (model, TFLite operators on our kernels, residual ADDs fused into their conv, ADDs on their own)
 MOBILENETS = {
-    "mobilenet_v2_035_96_int8": (64, 8, ["vadd_q8_1x3x3x56_int8"] * 2),
-    "mobilenet_v2_035_96_uint8": (64, 8, ["vadd_q8_1x3x3x56_uint8"] * 2),
-    "mobilenet_v1_025_96_int8": (29, 0, []),
-    "mobilenet_v1_025_96_int8_from_keras": (29, 0, []),  # + SHAPE, STRIDED_SLICE, PACK: folded at import
+    "mobilenet_v2_035_96_int8": (65, 8, ["vadd_q8_1x3x3x56_int8"] * 2),
+    "mobilenet_v2_035_96_uint8": (65, 8, ["vadd_q8_1x3x3x56_uint8"] * 2),
+    "mobilenet_v1_025_96_int8": (30, 0, []),
+    "mobilenet_v1_025_96_int8_from_keras": (30, 0, []),  # + SHAPE, STRIDED_SLICE, PACK: folded at import
 }
-OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED")  # all but SOFTMAX, RESHAPE
+OUR_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "SOFTMAX")  # all but RESHAPE
 
 
 def _input(model, seed: int = 0) -> np.ndarray:
@@ -143,6 +144,9 @@ def test_mobilenet_matches_litert(name, tmp_path, board_key):
             got = add_reference(layer_in, tensors[f"t{inputs[1]}"], site.params)
         elif isinstance(site, MeanSite):
             got = mean_reference(layer_in, site.input_zero_point, site.requantize)
+        elif isinstance(site, SoftmaxSite):
+            got = softmax_reference(layer_in, softmax_table(site.input_scale), site.output_scale,
+                                    site.output_zero_point)
         else:
             residual = None
             if site.residual is not None:  # the conv's ADD comes next; its other input is the residual
@@ -162,7 +166,7 @@ def test_mobilenet_matches_litert(name, tmp_path, board_key):
 
 def test_rewrite_covers_mobilenet_ops():
     """Which ops run on our kernels: every conv, depthwise conv, residual add, the mean and the
-    classifier (all but SOFTMAX and V1's RESHAPE); on the scheme's variant (dwconv_int8_mla8 for the int8
+    classifier and the SOFTMAX (all but V1's RESHAPE); on the scheme's variant (dwconv_int8_mla8 for the int8
     depthwise layers, dwconv_int16 for uint8 asymmetric weights)."""
     for name, (layers, fused_adds, standalone_adds) in MOBILENETS.items():
         model = load_tflite(MODELS / f"{name}.tflite")
@@ -305,8 +309,8 @@ def test_wrong_input_is_refused(tmp_path):
 def test_model_tasks_are_the_build_kernels():
     """`tir-armq tune --model` tunes the very PrimFuncs the build looks up, one per distinct workload,
     named by kernel name: the requantizing depthwise workloads (the model's rounding), the
-    pointwise convs on conv_c2 (K <= 384) and conv_c8, the 3x3 stem, the standalone ADD and the
-    MEAN (one schedule each: measured once, so every kernel of the build has a record)."""
+    pointwise convs on conv_c2 (K <= 384) and conv_c8, the 3x3 stem, the standalone ADD, the
+    MEAN and the SOFTMAX (one schedule each: measured once, so every kernel of the build has a record)."""
     from collections import Counter
 
     from tir_armq.model.tasks import model_tasks
@@ -317,7 +321,7 @@ def test_model_tasks_are_the_build_kernels():
     assert all(t.name == str(t.func.attrs["global_symbol"]) for t in tasks)
     kinds = Counter(str(t.func.attrs["tir_armq.kernel"]) for t in tasks)
     assert kinds == {"dwconv_int8_mla8": 10, "conv_c2": 19, "conv_c8": 1, "conv_c8_im2col": 1, "vadd_q8": 1,
-                     "gavgpool_q8": 1}
+                     "gavgpool_q8": 1, "softmax_q8": 1}
     mod = rewrite_quantized_convs(load_tflite(path).mod)[0]
     built = {str(f.attrs["global_symbol"]) for _, f in mod.functions.items()
              if isinstance(f, tvm.tirx.PrimFunc) and "tir_armq.kernel" in f.attrs}

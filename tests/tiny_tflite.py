@@ -27,7 +27,7 @@ class Op:
     code: int  # tflite.BuiltinOperator
     inputs: list[int]
     outputs: list[int]
-    options: tuple[int, dict[str, int]] | None = None  # (tflite.BuiltinOptions value, {field: value})
+    options: tuple[int, dict[str, float]] | None = None  # (tflite.BuiltinOptions value, {field: value})
 
 
 @dataclass
@@ -52,6 +52,7 @@ _OPTIONS = {  # BuiltinOptions value -> table name in the generated code
     tflite.BuiltinOptions.StridedSliceOptions: "StridedSliceOptions",
     tflite.BuiltinOptions.PackOptions: "PackOptions",
     tflite.BuiltinOptions.ConcatenationOptions: "ConcatenationOptions",
+    tflite.BuiltinOptions.SoftmaxOptions: "SoftmaxOptions",
 }
 
 

@@ -35,7 +35,7 @@ from ..measure.mca import CPU_MODELS, BlockCostCache, CpuModel
 from ..measure.plugin import Counts, merge_counts, parse_counts, run_counted
 from ..model.build import BuiltModel, build_model
 from ..model.demo import model_input
-from ..model.quant_rewrite import AddSite, MeanSite
+from ..model.quant_rewrite import AddSite, MeanSite, SoftmaxSite
 from ..targets import AARCH64_A53, AARCH64_A72
 from .litert import check_litert_installed, litert_argv, litert_env, litert_site_packages
 
@@ -97,6 +97,8 @@ def _site_group(site) -> str:
         return ADD
     if isinstance(site, MeanSite):
         return MEAN
+    if isinstance(site, SoftmaxSite):
+        return OTHER
     if site.kind == "depthwise":
         return DEPTHWISE
     kh, kw = site.spec.weight_shape[1:3] if site.kind != "fc" else (1, 1)

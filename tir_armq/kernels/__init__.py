@@ -16,7 +16,7 @@ requantize)` (the constants folded at build time), `build(spec)` (the PrimFunc: 
 epilogue form only) and `rule`, a dlight `ScheduleRule` honouring `tunable`. The epilogue of every
 conv kernel is the layer's: int32 accumulators, TFLite's requantize, or the requantize and a
 residual ADD (`kernel_name` spells it). The other ops have one kernel each (`OpKernel`): `vadd_q8`,
-`gavgpool_q8`, `requantize_q8`. The model rewrite, tuning, the benchmark, the demo and the tests
+`gavgpool_q8`, `requantize_q8`, `softmax_q8`. The model rewrite, tuning, the benchmark, the demo and the tests
 iterate this table; a new variant is one entry here and its rule.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 from tvm import s_tir, tirx
 from tvm.target import Target
 
-from ..schedules import GavgpoolQ8, RequantizeQ8, VaddQ8
-from ..workloads import add, mean, requantize
+from ..schedules import GavgpoolQ8, RequantizeQ8, SoftmaxQ8, VaddQ8
+from ..workloads import add, mean, requantize, softmax
 from ..workloads.spec import QuantConvSpec
 from .base import ConvKernel, OpKernel, Operands, with_shift_promise
 from .conv_c2 import ConvC2Kernel
@@ -53,7 +53,10 @@ GAVGPOOL_Q8 = OpKernel(mean.NAME, "TFLite's MEAN over H and W, requantized", _NE
                        mean.mean_spatial_nhwc)
 REQUANTIZE_Q8 = OpKernel(requantize.NAME, "TFLite's requantize of int32 accumulators", _NEON_REQUANTIZE,
                          RequantizeQ8(), requantize.requantize_nhwc)
-KERNELS: tuple[ConvKernel | OpKernel, ...] = (*CONV_KERNELS, VADD_Q8, GAVGPOOL_Q8, REQUANTIZE_Q8)
+SOFTMAX_Q8 = OpKernel(softmax.NAME, "TFLite's 8-bit SOFTMAX (its AArch64 table form), requantized",
+                      {"aarch64": "table loads, SQRDMULH + SRSHL", "armv7": "table loads, VQRDMULH + VRSHL"},
+                      SoftmaxQ8(), softmax.softmax_rows)
+KERNELS: tuple[ConvKernel | OpKernel, ...] = (*CONV_KERNELS, VADD_Q8, GAVGPOOL_Q8, REQUANTIZE_Q8, SOFTMAX_Q8)
 
 
 def by_name(name: str) -> ConvKernel | OpKernel:

@@ -13,9 +13,10 @@ requantize parameters as constants. Each conv runs on the first kernel variant o
 applies to it (`tir_armq.kernels.select`), whose `prepare` folds the constants at build time: the
 kernels' PrimFuncs hold no model constant, so two models with the same layer shapes share kernels
 and tuning records. FULLY_CONNECTED runs as a 1x1 conv, the spatial MEAN (global average pooling)
-on `gavgpool_q8`, the residual ADD on `vadd_q8`; an ADD whose input is a conv's only use is fused
-into that conv's epilogue (`Conv2DSpec.residual`), so no separate pass over the tensor remains.
-Everything else (softmax, ops we do not know) stays on TVM's default path.
+on `gavgpool_q8`, the residual ADD on `vadd_q8`, SOFTMAX over the last axis on `softmax_q8`; an ADD
+whose input is a conv's only use is fused into that conv's epilogue (`Conv2DSpec.residual`), so no
+separate pass over the tensor remains. Everything else (ops we do not know) stays on TVM's default
+path.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
-from ..kernels import GAVGPOOL_Q8, VADD_Q8, ConvKernel, select, with_shift_promise
+from ..kernels import GAVGPOOL_Q8, SOFTMAX_Q8, VADD_Q8, ConvKernel, select, with_shift_promise
 from ..requantize import TFLITE_ROUNDING, RequantizeParams
 from ..workloads import QuantConvSpec, conv_spec, depthwise_spec
 from ..workloads.add import AddParams, add_params, has_tail
 from ..workloads.mean import mean_params, optimized_mean_params
 from ..workloads.params import dtype_range
+from ..workloads.softmax import softmax_table
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,40 @@ class MeanSite:
 
 
 @dataclass(frozen=True)
+class SoftmaxSite:
+    """A SOFTMAX over the last axis of an (N, C) int8/uint8 tensor on our integer kernel (beta 1: the
+    import refuses another)."""
+
+    shape: tuple[int, int]
+    dtype: str
+    input_scale: float
+    output_scale: float
+    output_zero_point: int
+    kind = "softmax"
+    tflite_ops = ("SOFTMAX",)
+
+    def prim_func(self) -> tvm.tirx.PrimFunc:
+        return SOFTMAX_Q8.build(self.shape, self.dtype)
+
+    def call_args(self, inputs: list[relax.Expr]) -> list[relax.Expr]:
+        constants = (softmax_table(self.input_scale), np.array([self.output_scale], np.float32),
+                     np.array([self.output_zero_point], np.int32))
+        return [*inputs, *(relax.const(a) for a in constants)]
+
+    @property
+    def out_dtype(self) -> str:
+        return self.dtype
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def name(self) -> str:
+        return str(self.prim_func().attrs["global_symbol"])
+
+
+@dataclass(frozen=True)
 class AddSite:
     """A quantized elementwise ADD of two tensors (residual connection) on our integer kernel."""
 
@@ -221,7 +257,8 @@ class QuantConvRewriter(relax.PyExprMutator):
                 self.rewritten[binding.var] = (data, site)
                 self._bind(binding.var, site, data)
                 return
-        if _op(binding.value, "relax.clip") and binding.value.args[0] in self.rewritten:
+        if _op(binding.value, "relax.clip") and binding.value.args[0] in self.rewritten \
+                and hasattr(self.rewritten[binding.value.args[0]][1], "with_clamp"):
             data, site = self.rewritten[binding.value.args[0]]
             self._bind(binding.var, self._with_clip(site, binding.value), data)
             return
@@ -237,6 +274,8 @@ class QuantConvRewriter(relax.PyExprMutator):
         acc = self._value(quantize.args[0])
         if _op(acc, "relax.mean"):
             return self._match_mean(acc, out_scale, out_zp, out_dtype)
+        if _op(acc, "relax.nn.softmax"):
+            return self._match_softmax(acc, out_scale, out_zp, out_dtype)
         bias_f = None
         if _op(acc, "relax.add"):
             a, b = (self._value(arg) for arg in acc.args)
@@ -382,6 +421,21 @@ class QuantConvRewriter(relax.PyExprMutator):
         params = optimized_mean_params(shape, in_scale, in_zp, out_scale, out_zp, dtype)
         return MeanSite(shape, dtype, 0, params, keepdims=True), data
 
+    def _match_softmax(self, softmax: relax.Call, out_scale: float, out_zp: int, out_dtype: str):
+        x_deq = self._value(softmax.args[0])
+        if not _op(x_deq, "relax.dequantize"):
+            raise _Unmatched("softmax input is not dequantized")
+        data = x_deq.args[0]
+        shape = tuple(int(v) for v in data.ty.shape)
+        axis = int(softmax.attrs.axis)
+        if len(shape) != 2 or axis not in (-1, 1):
+            raise _Unmatched(f"softmax over axis {axis} of a rank-{len(shape)} tensor: only (N, C) over C")
+        dtype = str(data.ty.dtype)
+        if dtype != out_dtype or dtype not in ("int8", "uint8"):
+            raise _Unmatched(f"softmax from {dtype} to {out_dtype}")
+        in_scale = _need(_scalar(x_deq.args[1]), "per-tensor input scale")
+        return SoftmaxSite(shape, dtype, float(in_scale), float(out_scale), out_zp), data
+
     def _with_clip(self, site, clip: relax.Call):
         lo, hi = (int(round(float(v.value))) for v in clip.args[1:3])
         return site.with_clamp(lo, hi)
@@ -415,7 +469,8 @@ class QuantConvRewriter(relax.PyExprMutator):
             name = str(func.attrs["global_symbol"])
             gvar = self.builder_.add_func(func, name)
             self.kernels[key] = gvar
-        out_dtype = site.out_dtype if isinstance(site, AddSite) else site.requantize.output_dtype
+        plain = isinstance(site, (AddSite, SoftmaxSite))  # no requantize of their own
+        out_dtype = site.out_dtype if plain else site.requantize.output_dtype
         return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
 
 

@@ -30,6 +30,10 @@ FOLDABLE_OPS = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION")
 _INDEX_TYPES = {2: np.int32, 4: np.int64}
 
 
+class UnsupportedOpError(ValueError):
+    """An operator the frontend would import with other semantics than the file's."""
+
+
 class DynamicShapeError(ValueError):
     """A SHAPE op whose input has a dynamic dimension: there is no constant to fold it to."""
 
@@ -182,3 +186,17 @@ class StaticShapeConverter(OperatorConverter):
         if value is not None:
             return value
         return super().get_tensor_value(tensor_wrapper, is_sparse)
+
+    def convert_softmax(self, op):
+        """The frontend's SOFTMAX takes no beta (it computes beta 1 whatever the file says): refuse
+        another rather than compute something else."""
+        from tflite.BuiltinOptions import BuiltinOptions
+        from tflite.SoftmaxOptions import SoftmaxOptions
+
+        if op.BuiltinOptionsType() == BuiltinOptions.SoftmaxOptions:
+            options = SoftmaxOptions()
+            table = op.BuiltinOptions()
+            options.Init(table.Bytes, table.Pos)
+            if options.Beta() != 1.0:
+                raise UnsupportedOpError(f"SOFTMAX with beta {options.Beta()}: only beta 1 is supported")
+        return super().convert_softmax(op)

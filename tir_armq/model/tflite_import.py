@@ -69,7 +69,7 @@ def load_tflite(path: Path | str) -> ImportedModel:
     import tflite
     from tvm.relax.frontend.tflite import from_tflite
 
-    from .static_shapes import DynamicShapeError, StaticShapeConverter
+    from .static_shapes import DynamicShapeError, StaticShapeConverter, UnsupportedOpError
 
     path = Path(path)
     try:
@@ -95,7 +95,7 @@ def load_tflite(path: Path | str) -> ImportedModel:
             )
     try:
         mod = from_tflite(model, op_converter=StaticShapeConverter)
-    except DynamicShapeError as err:
+    except (DynamicShapeError, UnsupportedOpError) as err:
         raise ModelError(f"{path}: {err}") from None
     except Exception as err:  # noqa: BLE001 - the frontend raises many error types
         raise ModelError(f"{path}: the Relax TFLite frontend could not import it: {err}") from None

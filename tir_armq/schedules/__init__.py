@@ -11,7 +11,8 @@ from .dwconv_int8_mla8 import DwconvInt8Mla8
 from .dwconv_int16 import DwconvInt16
 from .gavgpool import GavgpoolQ8
 from .requantize import RequantizeQ8
+from .softmax import SoftmaxQ8
 from .vadd import VaddQ8
 
-__all__ = ["ConvC2", "ConvC8", "ConvC8Im2col", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8", "RequantizeQ8",
-           "VaddQ8"]
+__all__ = ["ConvC2", "ConvC8", "ConvC8Im2col", "ConvInt16Lane", "DwconvInt16", "DwconvInt8Mla8", "GavgpoolQ8",
+           "RequantizeQ8", "SoftmaxQ8", "VaddQ8"]
