@@ -1,8 +1,7 @@
-"""Default rule of the 8-bit softmax: one row at a time, two passes over it (the max, then the sum of
-the table's exponentials), the per-row multiplier from the float inverse, and a third pass that
+"""Default rule of the 8-bit softmax: one row at a time, two passes over it (the max, then the table's
+exponentials and their sum), the per-row multiplier from the float inverse, and a third pass that
 normalises. Its loads from the table are gathers, which NEON has no instruction for (the interpreter
-uses TBL on the table split in 64-byte quarters): scalar, and short (one pass over C per row, no
-search space)."""
+uses TBL on the table split in 64-byte quarters): scalar, and short (no search space)."""
 
 from __future__ import annotations
 
@@ -24,13 +23,12 @@ class SoftmaxQ8(ScheduleRule):
         if not is_kernel(func, NAME, ("peak", "exps", "total", "softmax")):
             return None
         sch = s_tir.Schedule(func)
-        # The exponentials are table loads: read twice (sum, output) rather than stored.
-        sch.compute_inline(sch.get_sblock("exps"))
-        # The max vectorizes (16 lanes, UMAXV at the end): a reduction rfactored over the lanes.
-        peak = sch.get_sblock("peak")
-        (_, k) = sch.get_loops(peak)
-        extent = int(sch.get(k).extent)
-        if extent % 16 == 0:
+        # The exponentials are table loads (gathers): each once, kept in a row buffer the sum and the
+        # output read (inlined into both: 14.7 k -> 11.8 k est. cycles, MNv2's 1000 classes).
+        # The max vectorizes (16 lanes, UMAXV at the end): a reduction rfactored over the lanes. (The
+        # sum so, 4 lanes: no faster.)
+        _, k = sch.get_loops(sch.get_sblock("peak"))
+        if int(sch.get(k).extent) % 16 == 0:
             _, lanes = sch.split(k, [None, 16])
             partial = sch.rfactor(lanes, 0)
             sch.vectorize(sch.get_loops(partial)[-1])
