@@ -182,6 +182,19 @@ def test_rewrite_covers_mobilenet_ops():
 
 # --- shape arithmetic folded at import ------------------------------------------------------------
 
+def test_report_names_the_ops_left_on_the_default_path():
+    """The build report says which TFLite ops stay on TVM's default path, by name and count: MobileNet
+    V1's RESHAPE; none in MobileNetV2."""
+    from tir_armq.model.build import BuiltModel
+
+    for name, left in (("mobilenet_v1_025_96_int8", {"RESHAPE": 1}), ("mobilenet_v2_035_96_int8", {})):
+        model = load_tflite(MODELS / f"{name}.tflite")
+        built = BuiltModel(None, model, rewrite_quantized_convs(model.mod)[1], None)
+        assert built.default_path_ops == left
+        assert ("RESHAPE x1" in built.report()) == bool(left)
+        assert ("no op left on TVM's default path" in built.report()) == (not left)
+
+
 def test_shape_ops_of_the_keras_converted_mobilenet_fold_to_constants():
     """from_keras_model leaves the batch open: RESHAPE(logits, PACK(STRIDED_SLICE(SHAPE(logits)), 100)).
     On the model's static shapes (batch 1) that is the constant (1, 100), and the import reshapes

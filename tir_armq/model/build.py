@@ -99,12 +99,24 @@ class BuiltModel:
         return "\n".join("  ".join(f"{c:<{w}}" if i != 3 else f"{c:>{w}}" for i, (c, w) in
                                    enumerate(zip(r[:4], widths))) + "  " + r[4] for r in rows)
 
+    @property
+    def default_path_ops(self) -> dict[str, int]:
+        """The model's TFLite operators (by name, with their counts) left on TVM's default path."""
+        left = dict(self.model.op_counts)
+        for site in self.sites:
+            for op in site.tflite_ops:
+                left[op] = left.get(op, 0) - 1
+        return {op: n for op, n in sorted(left.items()) if n > 0}
+
     def report(self) -> str:
         """The one-line summary the CLI prints."""
         other = f" ({self.retargeted} rebuilt from records of other thread counts)" if self.retargeted else ""
+        left = self.default_path_ops
+        rest = "other ops on TVM's default path: " + ", ".join(f"{op} x{n}" for op, n in left.items()) \
+            if left else "no op left on TVM's default path"
         return (f"{self.model.path.name}: {self.layers} layers on tir_armq kernels "
                 f"({self.kernels} distinct, {self.from_database} from the tuning database{other}, "
-                f"{self.kernels - self.from_database} fixed schedules); other ops on TVM's default path; "
+                f"{self.kernels - self.from_database} fixed schedules); {rest}; "
                 f"built in {self.build_seconds:.1f} s")
 
 
