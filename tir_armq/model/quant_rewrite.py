@@ -90,6 +90,10 @@ class ConvSite:
         return self.kernel.kernel_spec(self.spec).out_shape
 
     @property
+    def out_dtype(self) -> str:
+        return self.requantize.output_dtype
+
+    @property
     def name(self) -> str:
         return self.kernel.kernel_name(self.spec)
 
@@ -103,8 +107,19 @@ class ConvSite:
         return replace(self, requantize=replace(p, clamp=clamp))
 
 
+class _OpSite:
+    """A site of one of the other ops' kernels (`OpKernel`): its name is its PrimFunc's symbol."""
+
+    def prim_func(self) -> tvm.tirx.PrimFunc:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return str(self.prim_func().attrs["global_symbol"])
+
+
 @dataclass(frozen=True)
-class MeanSite:
+class MeanSite(_OpSite):
     """A MEAN over H and W (global average pooling) on our integer kernel."""
 
     data_shape: tuple[int, int, int, int]
@@ -128,8 +143,8 @@ class MeanSite:
         return (self.data_shape[0], self.data_shape[3])
 
     @property
-    def name(self) -> str:
-        return str(self.prim_func().attrs["global_symbol"])
+    def out_dtype(self) -> str:
+        return self.requantize.output_dtype
 
     def with_clamp(self, lo: int, hi: int) -> MeanSite:
         p = self.requantize
@@ -138,7 +153,7 @@ class MeanSite:
 
 
 @dataclass(frozen=True)
-class SoftmaxSite:
+class SoftmaxSite(_OpSite):
     """A SOFTMAX over the last axis of an (N, C) int8/uint8 tensor on our integer kernel (beta 1: the
     import refuses another)."""
 
@@ -166,13 +181,9 @@ class SoftmaxSite:
     def out_shape(self) -> tuple[int, ...]:
         return self.shape
 
-    @property
-    def name(self) -> str:
-        return str(self.prim_func().attrs["global_symbol"])
-
 
 @dataclass(frozen=True)
-class AddSite:
+class AddSite(_OpSite):
     """A quantized elementwise ADD of two tensors (residual connection) on our integer kernel."""
 
     shape: tuple[int, ...]
@@ -194,10 +205,6 @@ class AddSite:
     @property
     def out_dtype(self) -> str:
         return self.dtype
-
-    @property
-    def name(self) -> str:
-        return str(self.prim_func().attrs["global_symbol"])
 
     def with_clamp(self, lo: int, hi: int) -> AddSite:
         p = self.params
@@ -469,9 +476,7 @@ class QuantConvRewriter(relax.PyExprMutator):
             name = str(func.attrs["global_symbol"])
             gvar = self.builder_.add_func(func, name)
             self.kernels[key] = gvar
-        plain = isinstance(site, (AddSite, SoftmaxSite))  # no requantize of their own
-        out_dtype = site.out_dtype if plain else site.requantize.output_dtype
-        return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, out_dtype))
+        return relax.call_tir(gvar, site.call_args(inputs), relax.TensorType(site.out_shape, site.out_dtype))
 
 
 def _use_counts(func: relax.Function) -> dict[relax.Var, int]:

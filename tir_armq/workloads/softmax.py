@@ -60,14 +60,15 @@ def _bits(data: np.ndarray) -> np.ndarray:
 
 
 def softmax_reference(data: np.ndarray, table: np.ndarray, output_scale: float, output_zero_point: int,
-                      dtype: str | None = None) -> np.ndarray:
-    """The interpreter's output for `data` (..., C) int8/uint8: see the module docstring."""
+                      dtype: str | None = None, rounding: str = ROUNDING) -> np.ndarray:
+    """The interpreter's output for `data` (..., C) int8/uint8: see the module docstring. `rounding`
+    of the product e * multiplier (`tir_armq.requantize`'s forms): the interpreter's by default."""
     dtype = dtype or str(data.dtype)
     lo, hi = dtype_range(dtype)
     u = _bits(np.asarray(data))
     exps = table[u - u.max(axis=-1, keepdims=True) + 255].astype(np.int64)
     multiplier, shift = inverse_sum_multiplier(exps.sum(axis=-1), output_scale)
-    out = multiply_by_quantized_multiplier(exps, multiplier[..., None], shift[..., None], ROUNDING)
+    out = multiply_by_quantized_multiplier(exps, multiplier[..., None], shift[..., None], rounding)
     return np.clip(out + output_zero_point, lo, hi).astype(dtype)
 
 
